@@ -1,1 +1,11 @@
-pub fn placeholder() {}
+//! ccm-issuer: a cert-manager external issuer for Huawei Cloud CCM Private CA.
+//!
+//! The library holds all logic; `src/main.rs` is a thin command-line front end.
+
+pub mod pca;
+
+/// Installs rustls' `ring` provider as the process default (idempotent). Every TLS user in this
+/// process (kube, reqwest) then agrees on one provider.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,12 @@
+//! Huawei Cloud CCM Private CA: request signing, wire types and the typed client.
+
+pub mod client;
+pub mod endpoint;
+pub mod error;
+pub mod ratelimit;
+pub mod signer;
+pub mod types;
+
+pub use client::{CallOutcome, ClientConfig, PcaClient, PcaObserver, RetryPolicy};
+pub use error::{ErrorClass, Operation, PcaError};
+pub use signer::Credentials;
