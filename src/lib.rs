@@ -3,6 +3,7 @@
 //! The library holds all logic; `src/main.rs` is a thin command-line front end.
 
 pub mod pca;
+pub mod pki;
 
 /// Installs rustls' `ring` provider as the process default (idempotent). Every TLS user in this
 /// process (kube, reqwest) then agrees on one provider.
