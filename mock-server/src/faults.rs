@@ -1,0 +1,199 @@
+//! Fault injection (`/_mock/faults`) and the `--max-tps` gateway throttle.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// The fault plan, as read and written by `/_mock/faults`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultPlan {
+    /// Added delay before every (selected) operation is handled.
+    pub latency_ms: u64,
+    /// Probability (0..=1) of answering a (selected) operation with 429 APIGW.0308.
+    pub rate_429: f64,
+    /// Probability (0..=1) of answering a (selected) operation with 500.
+    pub rate_5xx: f64,
+    /// For the next N successful issue-from-CSR calls: issue, then close the connection
+    /// without a response. Counts down.
+    pub drop_after_issue: u64,
+    /// Issue-from-CSR: issue, then wait this long before answering.
+    pub hang_after_issue_ms: u64,
+    /// If set, latency/429/5xx only apply to these SDK operation names.
+    pub operations: Option<Vec<String>>,
+}
+
+impl FaultPlan {
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, r) in [("rate_429", self.rate_429), ("rate_5xx", self.rate_5xx)] {
+            if !(0.0..=1.0).contains(&r) || r.is_nan() {
+                return Err(format!("{name} must be within [0, 1]"));
+            }
+        }
+        Ok(())
+    }
+
+    fn selects(&self, operation: &str) -> bool {
+        match &self.operations {
+            None => true,
+            Some(ops) => ops.iter().any(|o| o == operation),
+        }
+    }
+}
+
+/// What to do to a request before handling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injected {
+    None,
+    TooManyRequests,
+    ServerError,
+}
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    plan: Mutex<FaultPlan>,
+}
+
+impl Faults {
+    fn lock(&self) -> MutexGuard<'_, FaultPlan> {
+        match self.plan.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub fn get(&self) -> FaultPlan {
+        self.lock().clone()
+    }
+
+    pub fn set(&self, plan: FaultPlan) -> Result<(), String> {
+        plan.validate()?;
+        *self.lock() = plan;
+        Ok(())
+    }
+
+    pub fn reset(&self) {
+        *self.lock() = FaultPlan::default();
+    }
+
+    /// Latency and injected error for `operation`.
+    pub fn before(&self, operation: &str) -> (Option<Duration>, Injected) {
+        let g = self.lock();
+        if !g.selects(operation) {
+            return (None, Injected::None);
+        }
+        let latency = (g.latency_ms > 0).then(|| Duration::from_millis(g.latency_ms));
+        let (r429, r5xx) = (g.rate_429, g.rate_5xx);
+        drop(g);
+        let injected = if r429 > 0.0 && rand::random::<f64>() < r429 {
+            Injected::TooManyRequests
+        } else if r5xx > 0.0 && rand::random::<f64>() < r5xx {
+            Injected::ServerError
+        } else {
+            Injected::None
+        };
+        (latency, injected)
+    }
+
+    /// After a successful issuance: should the connection be dropped? Consumes one.
+    pub fn take_drop(&self) -> bool {
+        let mut g = self.lock();
+        if g.drop_after_issue > 0 {
+            g.drop_after_issue -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After a successful issuance: how long to hang before answering.
+    pub fn hang(&self) -> Option<Duration> {
+        let ms = self.lock().hang_after_issue_ms;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+/// Fixed one-second window request limiter (`--max-tps`).
+#[derive(Debug)]
+pub struct Throttle {
+    limit: u64,
+    window: Mutex<(u64, u64)>,
+}
+
+impl Throttle {
+    pub fn new(limit: u64) -> Self {
+        Self { limit, window: Mutex::new((0, 0)) }
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Admit one request at `now`?
+    pub fn admit(&self, now: SystemTime) -> bool {
+        let sec = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut g = match self.window.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if g.0 != sec {
+            *g = (sec, 0);
+        }
+        if g.1 >= self.limit {
+            false
+        } else {
+            g.1 += 1;
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_json_and_validation() {
+        let p: FaultPlan = serde_json::from_str(
+            r#"{"latency_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"hang_after_issue_ms":0,"operations":null}"#,
+        )
+        .unwrap();
+        assert_eq!(p, FaultPlan::default());
+        let p: FaultPlan = serde_json::from_str(r#"{"rate_429":1.5}"#).unwrap();
+        assert!(p.validate().is_err());
+        assert!(serde_json::from_str::<FaultPlan>(r#"{"bogus":1}"#).is_err());
+    }
+
+    #[test]
+    fn selection_rates_and_drop_countdown() {
+        let f = Faults::default();
+        f.set(FaultPlan {
+            rate_429: 1.0,
+            latency_ms: 5,
+            operations: Some(vec!["ShowCertificate".into()]),
+            drop_after_issue: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.before("ShowCertificate"), (Some(Duration::from_millis(5)), Injected::TooManyRequests));
+        assert_eq!(f.before("ListCertificate"), (None, Injected::None));
+        assert!(f.take_drop());
+        assert!(f.take_drop());
+        assert!(!f.take_drop());
+        f.set(FaultPlan { rate_5xx: 1.0, ..Default::default() }).unwrap();
+        assert_eq!(f.before("Anything").1, Injected::ServerError);
+        f.reset();
+        assert_eq!(f.before("Anything"), (None, Injected::None));
+    }
+
+    #[test]
+    fn throttle_window() {
+        let t = Throttle::new(2);
+        let now = UNIX_EPOCH + Duration::from_secs(100);
+        assert!(t.admit(now));
+        assert!(t.admit(now));
+        assert!(!t.admit(now));
+        assert!(t.admit(now + Duration::from_secs(1)));
+    }
+}
