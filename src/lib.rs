@@ -2,6 +2,9 @@
 //!
 //! The library holds all logic; `src/main.rs` is a thin command-line front end.
 
+pub mod cert_manager;
+pub mod cli;
+pub mod crd;
 pub mod pca;
 pub mod pki;
 
