@@ -1,8 +1,27 @@
 //! Command-line interface: `controller`, `pca describe-ca`, `pca sign`, `crds`.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::{
+    cert_manager::parse_go_duration,
+    controller::{
+        Config,
+        certificate_request::validity_for,
+        runtime::{RunOptions, run},
+    },
+    pca::{
+        ClientConfig, Credentials, PcaClient, PcaError,
+        endpoint::{iam_endpoint, parse_endpoint, pca_endpoint},
+        ratelimit::TokenBucket,
+        types::{CertificateType, IssueFromCsr},
+    },
+    pki::{Expectation, normalize_chain, parse_csr, verify_issued},
+    telemetry::{self, LogFormat},
+};
 
 /// cert-manager external issuer for Huawei Cloud CCM Private CA.
 #[derive(Debug, Parser)]
@@ -16,6 +35,11 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller (reconciles CCMIssuers, CCMClusterIssuers and CertificateRequests).
+    Controller(ControllerArgs),
+    /// Talk to the PCA directly: check credentials and CA, or sign a CSR.
+    #[command(subcommand)]
+    Pca(PcaCommand),
     /// Print (or write) the CustomResourceDefinitions generated from the Rust types.
     Crds {
         /// Write one file per CRD into each of these directories instead of printing.
@@ -24,13 +48,121 @@ pub enum Command {
     },
 }
 
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_go_duration(s)
+}
+
+/// Flags of `ccm-issuer controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Kubeconfig file (default: in-cluster config, then $KUBECONFIG / ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace where CCMClusterIssuers keep their Secrets when secretRef.namespace is empty
+    /// (default: the controller's own namespace).
+    #[arg(long, env = "CLUSTER_RESOURCE_NAMESPACE")]
+    pub cluster_resource_namespace: Option<String>,
+    /// Use a coordination.k8s.io Lease so only one replica reconciles; exit if it is lost.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (default: the controller's own namespace).
+    #[arg(long)]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "ccm-issuer-leader")]
+    pub leader_election_id: String,
+    /// Parallel reconciliations per controller.
+    #[arg(long, default_value_t = 8)]
+    pub max_concurrent_reconciles: u16,
+    /// Client-side PCA rate limit, calls per second per endpoint and access key (0 = unlimited).
+    #[arg(long, default_value_t = 5.0)]
+    pub pca_qps: f64,
+    /// Burst allowed above --pca-qps.
+    #[arg(long, default_value_t = 10)]
+    pub pca_burst: u32,
+    /// Timeout of one PCA HTTP request.
+    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    pub pca_timeout: Duration,
+    /// How long transient PCA errors keep a request Pending before it is Failed.
+    #[arg(long, default_value = "5m", value_parser = duration_arg)]
+    pub max_retry_duration: Duration,
+    /// How often a Ready issuer's CA is re-checked.
+    #[arg(long, default_value = "10m", value_parser = duration_arg)]
+    pub issuer_recheck_interval: Duration,
+    /// Address of /livez, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:9402")]
+    pub health_bind_address: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// `ccm-issuer pca ...`
+#[derive(Debug, Subcommand)]
+pub enum PcaCommand {
+    /// Show the CA and check that the credentials and URN work (exit 1 if it cannot issue).
+    DescribeCa(PcaTarget),
+    /// Sign a CSR: leaf + intermediates to stdout, root to --ca-out.
+    Sign(SignArgs),
+}
+
+/// Where the PCA is and which CA. Credentials come from the Huawei SDK's environment variables
+/// `HUAWEICLOUD_SDK_AK`, `HUAWEICLOUD_SDK_SK`, `HUAWEICLOUD_SDK_SECURITY_TOKEN`, `HUAWEICLOUD_SDK_DOMAIN_ID`.
+#[derive(Debug, Args)]
+pub struct PcaTarget {
+    /// Region, e.g. ap-southeast-3.
+    #[arg(long, env = "HUAWEICLOUD_SDK_REGION")]
+    pub region: Option<String>,
+    /// CA id (the issuer's spec.urn).
+    #[arg(long)]
+    pub urn: String,
+    /// Endpoint override (e.g. a private endpoint or the mock).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// PEM file of CAs trusted for the endpoint's TLS.
+    #[arg(long)]
+    pub ca_bundle: Option<PathBuf>,
+    /// Request timeout.
+    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    pub timeout: Duration,
+}
+
+/// Flags of `pca sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Target CA and endpoint.
+    #[command(flatten)]
+    pub target: PcaTarget,
+    /// PEM (or DER) CSR file.
+    #[arg(long)]
+    pub csr: PathBuf,
+    /// Issue a CA certificate (INTERMEDIATE_CA).
+    #[arg(long)]
+    pub ca: bool,
+    /// Path length of the CA certificate.
+    #[arg(long, default_value_t = 0)]
+    pub path_length: u32,
+    /// Validity, a Go duration (whole days are sent as DAY, else HOUR).
+    #[arg(long, default_value = "2160h", value_parser = duration_arg)]
+    pub duration: Duration,
+    /// Write the root CA certificate here.
+    #[arg(long)]
+    pub ca_out: Option<PathBuf>,
+}
+
 /// Runs a parsed command line.
 pub fn main(cli: Cli) -> ExitCode {
+    crate::install_crypto_provider();
     let result = match cli.command {
         Command::Crds { out_dir } => crds(&out_dir),
+        Command::Controller(args) => block_on(controller(args)),
+        Command::Pca(cmd) => {
+            telemetry::init(LogFormat::Text);
+            block_on(pca(cmd))
+        }
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -38,13 +170,21 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn crds(out_dirs: &[PathBuf]) -> anyhow::Result<()> {
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(f: F) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
+
+fn crds(out_dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let docs = crate::crd::crd_documents()?;
     if out_dirs.is_empty() {
         for (_, yaml) in docs {
             print!("{yaml}");
         }
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     for dir in out_dirs {
         std::fs::create_dir_all(dir)?;
@@ -52,5 +192,228 @@ fn crds(out_dirs: &[PathBuf]) -> anyhow::Result<()> {
             std::fs::write(dir.join(name), yaml)?;
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The namespace this process runs in: `POD_NAMESPACE`, the service-account file, or the
+/// kubeconfig's default.
+fn own_namespace(kube_default: &str) -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| kube_default.to_owned())
+}
+
+async fn kube_config(path: Option<&PathBuf>) -> anyhow::Result<kube::Config> {
+    match path {
+        Some(p) => {
+            let kubeconfig =
+                kube::config::Kubeconfig::read_from(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?)
+        }
+        None => Ok(kube::Config::infer().await?),
+    }
+}
+
+async fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+    telemetry::init(args.log_format);
+    let kube_config = kube_config(args.kubeconfig.as_ref()).await?;
+    let namespace = own_namespace(&kube_config.default_namespace);
+    let client = kube::Client::try_from(kube_config)?;
+    let config = Config {
+        cluster_resource_namespace: args.cluster_resource_namespace.unwrap_or_else(|| namespace.clone()),
+        max_retry_duration: args.max_retry_duration,
+        issuer_recheck_interval: args.issuer_recheck_interval,
+        max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
+        pca_qps: args.pca_qps,
+        pca_burst: args.pca_burst,
+        pca_timeout: args.pca_timeout,
+        instance: std::env::var("POD_NAME").ok(),
+        ..Config::default()
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        cluster_resource_namespace = %config.cluster_resource_namespace,
+        leader_elect = args.leader_elect,
+        "starting ccm-issuer controller"
+    );
+    let options = RunOptions {
+        config,
+        health_addr: args.health_bind_address,
+        leader_elect: args.leader_elect,
+        lease_namespace: args.leader_election_namespace.unwrap_or(namespace),
+        lease_name: args.leader_election_id,
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight work");
+        let _ = tx.send(true);
+    });
+    run(client, options, rx).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn env_secret(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn client_for(target: &PcaTarget) -> anyhow::Result<PcaClient> {
+    let ak = env_secret("HUAWEICLOUD_SDK_AK").context("set HUAWEICLOUD_SDK_AK to the access key id")?;
+    let sk = env_secret("HUAWEICLOUD_SDK_SK").context("set HUAWEICLOUD_SDK_SK to the secret access key")?;
+    let token = env_secret("HUAWEICLOUD_SDK_SECURITY_TOKEN").map(SecretString::from);
+    let credentials = Credentials::with_token(ak, &SecretString::from(sk), token);
+    let (endpoint, iam) = match (&target.endpoint, &target.region) {
+        (Some(e), _) => {
+            let e = parse_endpoint(e)?;
+            (e.clone(), e)
+        }
+        (None, Some(r)) => (pca_endpoint(r)?, iam_endpoint(r)?),
+        (None, None) => bail!("set --region (e.g. ap-southeast-3) or --endpoint"),
+    };
+    let mut config = ClientConfig::new(endpoint, iam);
+    config.domain_id = env_secret("HUAWEICLOUD_SDK_DOMAIN_ID");
+    config.request_timeout = target.timeout;
+    if let Some(path) = &target.ca_bundle {
+        config.ca_bundle_pem = Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?);
+    }
+    Ok(PcaClient::new(
+        config,
+        credentials,
+        Arc::new(TokenBucket::new(0.0, 1)),
+        None,
+    )?)
+}
+
+/// Adds what to do about an error to its message.
+fn hint(e: PcaError, target: &PcaTarget) -> anyhow::Error {
+    let advice = if e.is_credentials() {
+        "check HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK (and the account's PCA permissions), and that this machine's clock is right"
+    } else if e.is_not_found() {
+        "check --urn (the CA id) and --region: the CA does not exist there"
+    } else if matches!(e, PcaError::Connect { .. } | PcaError::Timeout { .. }) {
+        "check --region/--endpoint, DNS, proxies (HTTPS_PROXY) and --ca-bundle"
+    } else {
+        "see the PCA error code in the README's troubleshooting table"
+    };
+    anyhow::anyhow!("{e}\nhint: {advice} (CA {})", target.urn)
+}
+
+async fn pca(cmd: PcaCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PcaCommand::DescribeCa(target) => describe_ca(&target).await,
+        PcaCommand::Sign(args) => sign(&args).await,
+    }
+}
+
+async fn describe_ca(target: &PcaTarget) -> anyhow::Result<ExitCode> {
+    let client = client_for(target)?;
+    let domain = client.domain_id().await.map_err(|e| hint(e, target))?.to_owned();
+    let ca = client.show_ca(&target.urn).await.map_err(|e| hint(e, target))?;
+    let ms = |v: Option<i64>| {
+        v.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .map(crate::controller::rfc3339)
+            .unwrap_or_else(|| "-".into())
+    };
+    println!("endpoint:       {}", client.endpoint());
+    println!("account:        {domain}");
+    println!("CA id:          {}", ca.ca_id);
+    println!("subject:        {}", ca.distinguished_name.display());
+    println!("type:           {}", ca.ca_type);
+    println!("status:         {}", ca.status);
+    println!("key algorithm:  {}", ca.key_algorithm.as_deref().unwrap_or("-"));
+    println!(
+        "path length:    {}",
+        ca.path_length.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+    );
+    println!("valid:          {} .. {}", ms(ca.not_before), ms(ca.not_after));
+    if let Some(na) = ca.not_after {
+        let days = (na - jiff::Timestamp::now().as_millisecond()) / 86_400_000;
+        println!("remaining:      {days} days");
+    }
+    if ca.is_active() {
+        println!("result:         OK, this CA can issue");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("result:         cannot issue: only an ACTIVED CA can (enable it in the CCM console)");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
+    let target = &args.target;
+    let raw = std::fs::read(&args.csr).with_context(|| format!("cannot read {}", args.csr.display()))?;
+    let csr = parse_csr(&raw).with_context(|| format!("{} is not a usable CSR", args.csr.display()))?;
+    let client = client_for(target)?;
+    let ca = client.show_ca(&target.urn).await.map_err(|e| hint(e, target))?;
+    if !ca.is_active() {
+        bail!("CA {} is {}; only an ACTIVED CA can issue", target.urn, ca.status);
+    }
+    let now = jiff::Timestamp::now().as_second();
+    let (validity, note) =
+        validity_for(args.duration, ca.not_after.map(|ms| ms / 1000), now).map_err(anyhow::Error::msg)?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    let body = IssueFromCsr {
+        issuer_id: target.urn.clone(),
+        csr: csr.pem.clone(),
+        validity,
+        cert_type: if args.ca {
+            CertificateType::IntermediateCa
+        } else {
+            CertificateType::EntityCert
+        },
+        path_length: args.ca.then_some(args.path_length),
+        enterprise_project_id: None,
+    };
+    // No automatic retry here: an ambiguous failure may already have issued a certificate.
+    let issued = client.issue_from_csr(&body).await.map_err(|e| hint(e, target))?;
+    eprintln!("issued certificate id {}", issued.certificate_id);
+    let exported = if args.ca {
+        client.export_ca(&issued.certificate_id).await
+    } else {
+        client.export_certificate(&issued.certificate_id).await
+    }
+    .map_err(|e| hint(e, target))?;
+    let chain = normalize_chain([
+        exported.certificate.unwrap_or_default().as_bytes(),
+        exported.certificate_chain.unwrap_or_default().as_bytes(),
+    ])?;
+    verify_issued(
+        &chain,
+        &Expectation {
+            csr: &csr,
+            is_ca: args.ca,
+            path_length: body.path_length,
+            now,
+        },
+    )?;
+    print!("{}", chain.chain_pem());
+    if let Some(path) = &args.ca_out {
+        std::fs::write(path, chain.ca_pem()).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote the root CA to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -40,12 +40,12 @@ const REGION_RULE: &str = "has(self.endpoint) || self.region in ['cn-north-4', '
     shortname = "ccmissuer",
     category = "cert-manager",
     doc = "A cert-manager issuer that signs CertificateRequests in its own namespace with a Huawei Cloud CCM Private CA.",
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
-    printcolumn(name = "URN", type_ = "string", json_path = ".spec.urn"),
-    printcolumn(name = "Region", type_ = "string", json_path = ".spec.region"),
-    printcolumn(name = "CA Expires", type_ = "date", json_path = ".status.ca.notAfter", priority = "1"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"URN","type":"string","jsonPath":".spec.urn"}"#,
+    printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.region"}"#,
+    printcolumn = r#"{"name":"CA Expires","type":"date","jsonPath":".status.ca.notAfter","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new(REGION_RULE).message(
     "spec.region must be a known CCM region (cn-north-4, ap-southeast-3, sa-brazil-1, eu-west-101, ru-moscow-1, my-kualalumpur-1, ae-ad-1) unless spec.endpoint is set"
@@ -164,12 +164,12 @@ impl SecretRef {
     shortname = "ccmclusterissuer",
     category = "cert-manager",
     doc = "A cert-manager issuer that signs CertificateRequests in any namespace with a Huawei Cloud CCM Private CA.",
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
-    printcolumn(name = "URN", type_ = "string", json_path = ".spec.urn"),
-    printcolumn(name = "Region", type_ = "string", json_path = ".spec.region"),
-    printcolumn(name = "CA Expires", type_ = "date", json_path = ".status.ca.notAfter", priority = "1"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"URN","type":"string","jsonPath":".spec.urn"}"#,
+    printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.region"}"#,
+    printcolumn = r#"{"name":"CA Expires","type":"date","jsonPath":".status.ca.notAfter","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(transparent)]
 pub struct ClusterIssuerSpec(pub IssuerSpec);
@@ -236,7 +236,9 @@ pub fn crd_documents() -> Result<Vec<(String, String)>, serde_saphyr::ser::Error
     ])
 }
 
-fn file_name(crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition) -> String {
+fn file_name(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> String {
     format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
 }
 
@@ -292,9 +294,23 @@ spec:
         assert_eq!(cl.spec.scope, "Cluster");
         assert_eq!(cl.spec.names.plural, "ccmclusterissuers");
         assert_eq!(ns.spec.names.plural, "ccmissuers");
-        let schema = |c: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition| {
-            serde_json::to_value(&c.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap().properties.as_ref().unwrap()["spec"].properties).unwrap()
-        };
+        let schema =
+            |c: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition| {
+                serde_json::to_value(
+                    &c.spec.versions[0]
+                        .schema
+                        .as_ref()
+                        .unwrap()
+                        .open_api_v3_schema
+                        .as_ref()
+                        .unwrap()
+                        .properties
+                        .as_ref()
+                        .unwrap()["spec"]
+                        .properties,
+                )
+                .unwrap()
+            };
         assert_eq!(schema(&ns), schema(&cl));
     }
 
@@ -303,10 +319,16 @@ spec:
         let json = serde_json::to_value(CCMIssuer::crd()).unwrap();
         let spec = &json["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         for (name, field) in spec["properties"].as_object().unwrap() {
-            assert!(field["description"].as_str().is_some_and(|d| d.len() > 20), "{name} lacks a description");
+            assert!(
+                field["description"].as_str().is_some_and(|d| d.len() > 20),
+                "{name} lacks a description"
+            );
         }
         for (name, field) in spec["properties"]["secretRef"]["properties"].as_object().unwrap() {
-            assert!(field["description"].as_str().is_some(), "secretRef.{name} lacks a description");
+            assert!(
+                field["description"].as_str().is_some(),
+                "secretRef.{name} lacks a description"
+            );
         }
         assert!(spec["properties"]["urn"]["pattern"].is_string());
         let rules = spec["x-kubernetes-validations"].to_string();
@@ -325,7 +347,10 @@ spec:
     #[test]
     fn region_rule_lists_the_known_regions() {
         for region in known_regions() {
-            assert!(REGION_RULE.contains(&format!("'{region}'")), "{region} missing from the CEL rule");
+            assert!(
+                REGION_RULE.contains(&format!("'{region}'")),
+                "{region} missing from the CEL rule"
+            );
         }
     }
 

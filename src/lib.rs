@@ -4,9 +4,13 @@
 
 pub mod cert_manager;
 pub mod cli;
+pub mod controller;
 pub mod crd;
+pub mod http;
+pub mod metrics;
 pub mod pca;
 pub mod pki;
+pub mod telemetry;
 
 /// Installs rustls' `ring` provider as the process default (idempotent). Every TLS user in this
 /// process (kube, reqwest) then agrees on one provider.

@@ -205,15 +205,27 @@ impl PcaClient {
     /// `ShowCertificateAuthority`.
     pub async fn show_ca(&self, ca_id: &str) -> Result<CertificateAuthority, PcaError> {
         let path = format!("/v1/private-certificate-authorities/{}", checked_id(ca_id)?);
-        self.json(Operation::ShowCertificateAuthority, Method::GET, &path, &[], None::<&()>)
-            .await
+        self.json(
+            Operation::ShowCertificateAuthority,
+            Method::GET,
+            &path,
+            &[],
+            None::<&()>,
+        )
+        .await
     }
 
     /// `ExportCertificateAuthorityCertificate`: the CA certificate and its chain up to the root.
     pub async fn export_ca(&self, ca_id: &str) -> Result<ExportedPem, PcaError> {
         let path = format!("/v1/private-certificate-authorities/{}/export", checked_id(ca_id)?);
-        self.json(Operation::ExportCertificateAuthorityCertificate, Method::POST, &path, &[], None::<&()>)
-            .await
+        self.json(
+            Operation::ExportCertificateAuthorityCertificate,
+            Method::POST,
+            &path,
+            &[],
+            None::<&()>,
+        )
+        .await
     }
 
     /// `CreateCertificateByCsr`. Never retried after an ambiguous failure: the service has no
@@ -221,7 +233,13 @@ impl PcaClient {
     pub async fn issue_from_csr(&self, request: &IssueFromCsr) -> Result<IssuedCertificate, PcaError> {
         checked_id(&request.issuer_id)?;
         let issued: IssuedCertificate = self
-            .json(Operation::CreateCertificateByCsr, Method::POST, "/v1/private-certificates/csr", &[], Some(request))
+            .json(
+                Operation::CreateCertificateByCsr,
+                Method::POST,
+                "/v1/private-certificates/csr",
+                &[],
+                Some(request),
+            )
             .await?;
         checked_id(&issued.certificate_id).map_err(|_| PcaError::Decode {
             operation: Operation::CreateCertificateByCsr,
@@ -235,47 +253,75 @@ impl PcaClient {
     /// `ExportCertificate` (JSON mode, PEM).
     pub async fn export_certificate(&self, certificate_id: &str) -> Result<ExportedPem, PcaError> {
         let path = format!("/v1/private-certificates/{}/export", checked_id(certificate_id)?);
-        self.json(Operation::ExportCertificate, Method::POST, &path, &[], Some(&ExportRequest::default()))
-            .await
+        self.json(
+            Operation::ExportCertificate,
+            Method::POST,
+            &path,
+            &[],
+            Some(&ExportRequest::default()),
+        )
+        .await
     }
 
     /// `ShowCertificate`.
     pub async fn show_certificate(&self, certificate_id: &str) -> Result<PrivateCertificate, PcaError> {
         let path = format!("/v1/private-certificates/{}", checked_id(certificate_id)?);
-        self.json(Operation::ShowCertificate, Method::GET, &path, &[], None::<&()>).await
+        self.json(Operation::ShowCertificate, Method::GET, &path, &[], None::<&()>)
+            .await
     }
 
     /// `ListCertificate`.
     pub async fn list_certificates(&self, filter: &ListCertificates) -> Result<CertificateList, PcaError> {
         let query = filter.query();
-        self.json(Operation::ListCertificate, Method::GET, "/v1/private-certificates", &query, None::<&()>)
-            .await
+        self.json(
+            Operation::ListCertificate,
+            Method::GET,
+            "/v1/private-certificates",
+            &query,
+            None::<&()>,
+        )
+        .await
     }
 
     /// `RevokeCertificate`.
-    pub async fn revoke_certificate(
-        &self,
-        certificate_id: &str,
-        reason: Option<RevokeReason>,
-    ) -> Result<(), PcaError> {
+    pub async fn revoke_certificate(&self, certificate_id: &str, reason: Option<RevokeReason>) -> Result<(), PcaError> {
         let path = format!("/v1/private-certificates/{}/revoke", checked_id(certificate_id)?);
         let body = RevokeRequest { reason };
-        self.call(Operation::RevokeCertificate, Service::Pca, Method::POST, &path, &[], Some(&body))
-            .await
-            .map(|_| ())
+        self.call(
+            Operation::RevokeCertificate,
+            Service::Pca,
+            Method::POST,
+            &path,
+            &[],
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `ShowCertificateQuota`.
     pub async fn certificate_quota(&self) -> Result<Quotas, PcaError> {
-        self.json(Operation::ShowCertificateQuota, Method::GET, "/v1/private-certificates/quotas", &[], None::<&()>)
-            .await
+        self.json(
+            Operation::ShowCertificateQuota,
+            Method::GET,
+            "/v1/private-certificates/quotas",
+            &[],
+            None::<&()>,
+        )
+        .await
     }
 
     /// `ShowCertificateAuthorityQuota`.
     pub async fn ca_quota(&self) -> Result<Quotas, PcaError> {
         let path = "/v1/private-certificate-authorities/quotas";
-        self.json(Operation::ShowCertificateAuthorityQuota, Method::GET, path, &[], None::<&()>)
-            .await
+        self.json(
+            Operation::ShowCertificateAuthorityQuota,
+            Method::GET,
+            path,
+            &[],
+            None::<&()>,
+        )
+        .await
     }
 
     /// The account id: configured, or discovered once through IAM `GET /v3/auth/domains`.
@@ -437,12 +483,18 @@ impl PcaClient {
 
         let date = signer::sdk_date(jiff::Timestamp::now());
         let host = host_header(&url);
-        let mut to_sign: Vec<(&str, &str)> =
-            vec![("Content-Type", "application/json"), ("Host", &host), ("X-Sdk-Date", &date)];
+        let mut to_sign: Vec<(&str, &str)> = vec![
+            ("Content-Type", "application/json"),
+            ("Host", &host),
+            ("X-Sdk-Date", &date),
+        ];
         if let Some(d) = domain_id {
             to_sign.push(("X-Domain-Id", d));
         }
-        let token = self.credentials.security_token().map(secrecy::ExposeSecret::expose_secret);
+        let token = self
+            .credentials
+            .security_token()
+            .map(secrecy::ExposeSecret::expose_secret);
         if let Some(t) = token {
             to_sign.push(("X-Security-Token", t));
         }
@@ -456,7 +508,11 @@ impl PcaClient {
         };
         let authorization = signer::authorization(&self.credentials, &parts, &date);
         let mut headers = HeaderMap::new();
-        for (name, value) in to_sign.iter().copied().chain([("Authorization", authorization.as_str())]) {
+        for (name, value) in to_sign
+            .iter()
+            .copied()
+            .chain([("Authorization", authorization.as_str())])
+        {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| PcaError::Invalid(format!("header name {name}: {e}")))?;
             let mut value = reqwest::header::HeaderValue::from_str(value)
@@ -475,7 +531,9 @@ pub fn checked_id(id: &str) -> Result<&str, PcaError> {
     if is_uuid_shaped(id) {
         Ok(id)
     } else {
-        Err(PcaError::Invalid(format!("{id:?} is not a PCA id (a 36-character UUID)")))
+        Err(PcaError::Invalid(format!(
+            "{id:?} is not a PCA id (a 36-character UUID)"
+        )))
     }
 }
 
@@ -645,7 +703,10 @@ mod tests {
         };
         let e = api_error(Operation::ShowCertificateAuthority, &raw);
         let msg = e.to_string();
-        assert!(msg.contains("HTTP502") && msg.contains("bad gateway") && msg.contains("r1"), "{msg}");
+        assert!(
+            msg.contains("HTTP502") && msg.contains("bad gateway") && msg.contains("r1"),
+            "{msg}"
+        );
         assert!(e.is_retryable() && e.is_ambiguous());
     }
 

@@ -52,7 +52,9 @@ pub fn pca_endpoint(region: &str) -> Result<Url, PcaError> {
 /// The IAM endpoint used to discover the account (domain) id of a region.
 pub fn iam_endpoint(region: &str) -> Result<Url, PcaError> {
     if !is_region_shaped(region) {
-        return Err(PcaError::Config(format!("region {region:?} is not a Huawei Cloud region id")));
+        return Err(PcaError::Config(format!(
+            "region {region:?} is not a Huawei Cloud region id"
+        )));
     }
     parse_endpoint(&format!("https://iam.{region}.myhuaweicloud.com"))
 }
@@ -61,7 +63,9 @@ pub fn iam_endpoint(region: &str) -> Result<Url, PcaError> {
 pub fn parse_endpoint(raw: &str) -> Result<Url, PcaError> {
     let url = Url::parse(raw.trim()).map_err(|e| PcaError::Config(format!("endpoint {raw:?}: {e}")))?;
     if !matches!(url.scheme(), "https" | "http") {
-        return Err(PcaError::Config(format!("endpoint {raw:?}: scheme must be https (or http)")));
+        return Err(PcaError::Config(format!(
+            "endpoint {raw:?}: scheme must be https (or http)"
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(PcaError::Config(format!("endpoint {raw:?} has no host")));
@@ -89,7 +93,10 @@ mod tests {
 
     #[test]
     fn known_regions_and_pattern() {
-        assert_eq!(pca_endpoint("sa-brazil-1").unwrap().as_str(), "https://ccm.myhuaweicloud.com/");
+        assert_eq!(
+            pca_endpoint("sa-brazil-1").unwrap().as_str(),
+            "https://ccm.myhuaweicloud.com/"
+        );
         assert_eq!(
             pca_endpoint("cn-north-4").unwrap().as_str(),
             "https://ccm.cn-north-4.myhuaweicloud.com/"
@@ -118,7 +125,10 @@ mod tests {
     #[test]
     fn host_header_omits_default_port() {
         assert_eq!(host_header(&parse_endpoint("https://a.b:443").unwrap()), "a.b");
-        assert_eq!(host_header(&parse_endpoint("https://127.0.0.1:8443").unwrap()), "127.0.0.1:8443");
+        assert_eq!(
+            host_header(&parse_endpoint("https://127.0.0.1:8443").unwrap()),
+            "127.0.0.1:8443"
+        );
         assert_eq!(host_header(&parse_endpoint("http://[::1]:9000").unwrap()), "[::1]:9000");
     }
 }

@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn message_names_code_text_and_request_id() {
         let msg = api(400, "PCA.00020109").to_string();
-        assert!(msg.contains("PCA.00020109") && msg.contains("text") && msg.contains("rid-1"), "{msg}");
+        assert!(
+            msg.contains("PCA.00020109") && msg.contains("text") && msg.contains("rid-1"),
+            "{msg}"
+        );
         assert!(msg.contains("CreateCertificateByCsr"));
     }
 

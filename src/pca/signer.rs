@@ -359,7 +359,10 @@ mod tests {
 
     #[test]
     fn canonical_uri_escapes_segments_and_appends_slash() {
-        assert_eq!(canonical_uri("/v1/private-certificates/csr"), "/v1/private-certificates/csr/");
+        assert_eq!(
+            canonical_uri("/v1/private-certificates/csr"),
+            "/v1/private-certificates/csr/"
+        );
         assert_eq!(canonical_uri("/a b/c*d/"), "/a%20b/c%2Ad/");
         assert_eq!(canonical_uri(""), "/");
         assert_eq!(canonical_uri("/"), "/");

@@ -106,7 +106,7 @@ impl DistinguishedName {
 }
 
 /// A CA (`ShowCertificateAuthorityResponse`, list element).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CertificateAuthority {
     /// CA id.
@@ -410,7 +410,10 @@ mod tests {
         let ca: CertificateAuthority = serde_json::from_str(json).unwrap();
         assert!(ca.is_active());
         assert_eq!(ca.not_after, Some(1_860_000_000_000));
-        assert_eq!(ca.distinguished_name.display(), "CN=test-sub,OU=cloud,O=huawei,L=SZ,ST=GD,C=CN");
+        assert_eq!(
+            ca.distinguished_name.display(),
+            "CN=test-sub,OU=cloud,O=huawei,L=SZ,ST=GD,C=CN"
+        );
     }
 
     #[test]

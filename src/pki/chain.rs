@@ -86,8 +86,7 @@ pub fn normalize_chain<'a>(inputs: impl IntoIterator<Item = &'a [u8]>) -> Result
 
 /// Whether `child` names `parent` as issuer and carries a valid signature by its key.
 fn issued_by(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) -> bool {
-    child.issuer().as_raw() == parent.subject().as_raw()
-        && child.verify_signature(Some(parent.public_key())).is_ok()
+    child.issuer().as_raw() == parent.subject().as_raw() && child.verify_signature(Some(parent.public_key())).is_ok()
 }
 
 fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
@@ -120,7 +119,11 @@ fn link(certs: &[X509Certificate<'_>]) -> Result<Vec<usize>, PkiError> {
     let leaves: Vec<usize> = (0..n).filter(|&i| !has_child[i]).collect();
     let leaf = match leaves.as_slice() {
         [one] => *one,
-        [] => return Err(PkiError::BrokenChain("the certificates issue each other in a loop".into())),
+        [] => {
+            return Err(PkiError::BrokenChain(
+                "the certificates issue each other in a loop".into(),
+            ));
+        }
         many => {
             let names: Vec<String> = many.iter().map(|&i| describe(&certs[i])).collect();
             return Err(PkiError::BrokenChain(format!(
@@ -133,7 +136,9 @@ fn link(certs: &[X509Certificate<'_>]) -> Result<Vec<usize>, PkiError> {
     let mut current = leaf;
     while let Some(p) = parent[current] {
         if order.contains(&p) {
-            return Err(PkiError::BrokenChain("the certificates issue each other in a loop".into()));
+            return Err(PkiError::BrokenChain(
+                "the certificates issue each other in a loop".into(),
+            ));
         }
         order.push(p);
         current = p;
@@ -218,7 +223,10 @@ pub(crate) mod tests {
             let chain = normalize_chain(order.map(|s| s.as_bytes())).unwrap();
             assert_eq!(subjects(&chain), expected);
             assert!(chain.has_root());
-            assert_eq!(parse_blocks(chain.chain_pem().as_bytes(), CERTIFICATE).unwrap().len(), 2);
+            assert_eq!(
+                parse_blocks(chain.chain_pem().as_bytes(), CERTIFICATE).unwrap().len(),
+                2
+            );
             assert!(!chain.chain_pem().contains('\r'));
             let ca = parse_blocks(chain.ca_pem().as_bytes(), CERTIFICATE).unwrap();
             assert_eq!(ca, parse_blocks(p.root.as_bytes(), CERTIFICATE).unwrap());
@@ -239,7 +247,10 @@ pub(crate) mod tests {
         let p = test_pki();
         let chain = normalize_chain([p.intermediate.as_bytes(), p.leaf.as_bytes()]).unwrap();
         assert!(!chain.has_root());
-        assert_eq!(parse_blocks(chain.chain_pem().as_bytes(), CERTIFICATE).unwrap().len(), 2);
+        assert_eq!(
+            parse_blocks(chain.chain_pem().as_bytes(), CERTIFICATE).unwrap().len(),
+            2
+        );
         assert_eq!(
             parse_blocks(chain.ca_pem().as_bytes(), CERTIFICATE).unwrap(),
             parse_blocks(p.intermediate.as_bytes(), CERTIFICATE).unwrap()
@@ -266,14 +277,18 @@ pub(crate) mod tests {
     fn same_names_but_wrong_signature_do_not_link() {
         let p = test_pki();
         let other = test_pki(); // same subject names, different keys
-        let err = normalize_chain([p.leaf.as_bytes(), other.intermediate.as_bytes(), other.root.as_bytes()])
-            .unwrap_err();
+        let err =
+            normalize_chain([p.leaf.as_bytes(), other.intermediate.as_bytes(), other.root.as_bytes()]).unwrap_err();
         assert!(matches!(err, PkiError::BrokenChain(_)), "{err}");
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for input in [&b""[..], b"hello", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"] {
+        for input in [
+            &b""[..],
+            b"hello",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ] {
             assert!(normalize_chain([input]).is_err());
         }
     }

@@ -249,7 +249,8 @@ pub(crate) mod tests {
         p.distinguished_name.push(DnType::CommonName, cn);
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        p.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
         p.subject_alt_names
             .push(SanType::URI("spiffe://cluster.local/ns/a/sa/b".try_into().unwrap()));
         p.serialize_request(key).unwrap().pem().unwrap()
@@ -274,7 +275,9 @@ pub(crate) mod tests {
             .arg(&key)
             .output()
             .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     #[test]
@@ -289,7 +292,10 @@ pub(crate) mod tests {
         assert_eq!(info.sans.uris, vec!["spiffe://cluster.local/ns/a/sa/b"]);
         assert!(info.usages.has_key(Ku::DigitalSignature) && info.usages.has_key(Ku::KeyEncipherment));
         assert!(info.usages.has_extended(Eku::ServerAuth));
-        assert_eq!(parse_blocks(key.public_key_pem().as_bytes(), "PUBLIC KEY").unwrap()[0], info.spki_der);
+        assert_eq!(
+            parse_blocks(key.public_key_pem().as_bytes(), "PUBLIC KEY").unwrap()[0],
+            info.spki_der
+        );
         // CRLF input and DER input give the same result.
         let crlf = pem.replace('\n', "\r\n");
         assert_eq!(parse_csr(crlf.as_bytes()).unwrap().spki_der, info.spki_der);
@@ -300,7 +306,10 @@ pub(crate) mod tests {
     #[test]
     fn p384_is_accepted_ed25519_is_not() {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
-        assert_eq!(parse_csr(csr_with(&key, &["x"], "x").as_bytes()).unwrap().key, KeyAlgorithm::Ec384);
+        assert_eq!(
+            parse_csr(csr_with(&key, &["x"], "x").as_bytes()).unwrap().key,
+            KeyAlgorithm::Ec384
+        );
         let ed = KeyPair::generate_for(&PKCS_ED25519).unwrap();
         let err = parse_csr(csr_with(&ed, &["x"], "x").as_bytes()).unwrap_err();
         assert!(err.to_string().contains("Ed25519"), "{err}");
@@ -309,11 +318,26 @@ pub(crate) mod tests {
     #[test]
     fn rsa_sizes_and_p521_via_openssl() {
         let cases: [(&[&str], Result<KeyAlgorithm, &str>); 5] = [
-            (&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], Ok(KeyAlgorithm::Rsa2048)),
-            (&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096"], Ok(KeyAlgorithm::Rsa4096)),
-            (&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"], Err("RSA 1024-bit")),
-            (&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"], Err("RSA 3072-bit")),
-            (&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"], Err("P-521")),
+            (
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+                Ok(KeyAlgorithm::Rsa2048),
+            ),
+            (
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096"],
+                Ok(KeyAlgorithm::Rsa4096),
+            ),
+            (
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
+                Err("RSA 1024-bit"),
+            ),
+            (
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"],
+                Err("RSA 3072-bit"),
+            ),
+            (
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"],
+                Err("P-521"),
+            ),
         ];
         for (spec, want) in cases {
             let pem = openssl_csr(spec).expect("openssl must be installed for this test");
@@ -338,7 +362,13 @@ pub(crate) mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for input in [&b""[..], b"\x30", b"\x30\x03\x02\x01\x01", b"not pem", b"-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n"] {
+        for input in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x03\x02\x01\x01",
+            b"not pem",
+            b"-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n",
+        ] {
             assert!(parse_csr(input).is_err());
         }
     }

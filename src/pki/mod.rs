@@ -10,8 +10,9 @@ pub mod verify;
 
 pub use chain::{Chain, normalize_chain};
 pub use csr::{CsrInfo, KeyAlgorithm, SubjectAltNames, parse_csr};
+pub use pem::CERTIFICATE as CERT_PEM_TAG;
 pub use usage::{Eku, Ku, Usage, Usages, parse_usage};
-pub use verify::{Expectation, verify_issued};
+pub use verify::{Expectation, IssuedFacts, check_certificate, verify_issued};
 
 /// Problems with certificates, CSRs and chains. Messages name the offending item.
 #[derive(Debug, thiserror::Error)]

@@ -64,7 +64,13 @@ mod tests {
         let err = parse_blocks(key.as_bytes(), CERTIFICATE).unwrap_err();
         assert!(err.to_string().contains("PRIVATE KEY"), "{err}");
         assert!(matches!(parse_blocks(b"", CERTIFICATE), Err(PkiError::NoPem(_))));
-        assert!(parse_blocks(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n", CERTIFICATE).is_err());
+        assert!(
+            parse_blocks(
+                b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                CERTIFICATE
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -277,7 +277,10 @@ mod tests {
         };
         assert_eq!(
             wanted.missing_in(&granted),
-            vec!["keyUsage CertSign".to_string(), "extendedKeyUsage ServerAuth".to_string()]
+            vec![
+                "keyUsage CertSign".to_string(),
+                "extendedKeyUsage ServerAuth".to_string()
+            ]
         );
         assert!(wanted.missing_in(&wanted).is_empty());
     }

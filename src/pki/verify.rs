@@ -30,7 +30,13 @@ pub struct IssuedFacts {
 
 /// Verifies the chain's leaf against the expectation. Every mismatch is listed in the error.
 pub fn verify_issued(chain: &Chain, expect: &Expectation<'_>) -> Result<IssuedFacts, PkiError> {
-    let (_, leaf) = X509Certificate::from_der(chain.leaf_der()).map_err(|e| PkiError::Der {
+    check_certificate(chain.leaf_der(), expect)
+}
+
+/// Checks one DER certificate against the expectation (also used to recognise a certificate
+/// issued by an earlier, interrupted attempt).
+pub fn check_certificate(der: &[u8], expect: &Expectation<'_>) -> Result<IssuedFacts, PkiError> {
+    let (_, leaf) = X509Certificate::from_der(der).map_err(|e| PkiError::Der {
         what: "issued certificate".into(),
         detail: e.to_string(),
     })?;
@@ -127,8 +133,9 @@ mod tests {
         let mut p = CertificateParams::new(vec!["a.example".to_string(), "b.example".to_string()]).unwrap();
         p.subject_alt_names
             .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        p.subject_alt_names
-            .push(rcgen::SanType::URI("spiffe://cluster.local/ns/a/sa/b".try_into().unwrap()));
+        p.subject_alt_names.push(rcgen::SanType::URI(
+            "spiffe://cluster.local/ns/a/sa/b".try_into().unwrap(),
+        ));
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         tweak(&mut p);
@@ -161,12 +168,18 @@ mod tests {
         let other_key = KeyPair::generate().unwrap();
         let csr = parse_csr(csr_with(&key, &["a.example", "b.example"], "cn").as_bytes()).unwrap();
         let chain = issue(&ca, &other_key, |p| {
-            p.subject_alt_names.retain(|s| !matches!(s, rcgen::SanType::DnsName(d) if d.as_str() == "b.example"));
+            p.subject_alt_names
+                .retain(|s| !matches!(s, rcgen::SanType::DnsName(d) if d.as_str() == "b.example"));
             p.extended_key_usages.clear();
             p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         });
         let err = verify_issued(&chain, &expect(&csr, false)).unwrap_err().to_string();
-        for needle in ["public key", "DNS:b.example", "extendedKeyUsage ServerAuth", "it is a CA"] {
+        for needle in [
+            "public key",
+            "DNS:b.example",
+            "extendedKeyUsage ServerAuth",
+            "it is a CA",
+        ] {
             assert!(err.contains(needle), "{needle} not in {err}");
         }
     }

@@ -1,0 +1,308 @@
+//! The controllers: one for our issuers (both kinds) and one for cert-manager CertificateRequests,
+//! sharing one [`Context`].
+
+pub mod certificate_request;
+pub mod conditions;
+pub mod credentials;
+pub mod issuance;
+pub mod issuer;
+pub mod runtime;
+pub mod secret_watch;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use kube::{
+    Client,
+    runtime::{
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::{ObjectRef, Store},
+    },
+};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+pub use self::issuer::{AnyIssuer, IssuerKey};
+use crate::{
+    crd::{CCMClusterIssuer, CCMIssuer},
+    metrics::Metrics,
+    pca::PcaError,
+    pki::PkiError,
+};
+
+/// Field manager of every server-side apply we do.
+pub const FIELD_MANAGER: &str = "ccm-issuer";
+
+/// Tunables of the controllers (command-line flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Namespace where CCMClusterIssuers keep their Secrets by default.
+    pub cluster_resource_namespace: String,
+    /// How long transient PCA errors keep a request Pending before it fails.
+    pub max_retry_duration: Duration,
+    /// How often a Ready issuer's CA is re-checked.
+    pub issuer_recheck_interval: Duration,
+    /// Warn when the CA ends within this window.
+    pub ca_expiry_warning: Duration,
+    /// Parallel reconciliations per controller.
+    pub max_concurrent_reconciles: u16,
+    /// PCA calls per second per endpoint and access key.
+    pub pca_qps: f64,
+    /// Burst of PCA calls.
+    pub pca_burst: u32,
+    /// Timeout of one PCA HTTP request.
+    pub pca_timeout: Duration,
+    /// Timeout of TCP + TLS set-up.
+    pub pca_connect_timeout: Duration,
+    /// Name of this instance in events.
+    pub instance: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cluster_resource_namespace: "default".into(),
+            max_retry_duration: Duration::from_secs(300),
+            issuer_recheck_interval: Duration::from_secs(600),
+            ca_expiry_warning: Duration::from_secs(30 * 24 * 3600),
+            max_concurrent_reconciles: 8,
+            pca_qps: 5.0,
+            pca_burst: 10,
+            pca_timeout: Duration::from_secs(30),
+            pca_connect_timeout: Duration::from_secs(10),
+            instance: None,
+        }
+    }
+}
+
+/// Readers of the issuer caches.
+#[derive(Clone)]
+pub struct IssuerStores {
+    /// CCMIssuers.
+    pub namespaced: Store<CCMIssuer>,
+    /// CCMClusterIssuers.
+    pub cluster: Store<CCMClusterIssuer>,
+}
+
+/// Channels that make the issuer controller re-check an issuer now.
+#[derive(Clone)]
+pub struct IssuerTriggers {
+    /// For CCMIssuers.
+    pub namespaced: mpsc::UnboundedSender<ObjectRef<CCMIssuer>>,
+    /// For CCMClusterIssuers.
+    pub cluster: mpsc::UnboundedSender<ObjectRef<CCMClusterIssuer>>,
+}
+
+impl IssuerTriggers {
+    /// Asks for a re-check of an issuer (ignored if the controller has stopped).
+    pub fn recheck(&self, key: &IssuerKey) {
+        let _ = match key {
+            IssuerKey::Namespaced { namespace, name } => self
+                .namespaced
+                .send(ObjectRef::new(name).within(namespace))
+                .map_err(|_| ()),
+            IssuerKey::Cluster { name } => self.cluster.send(ObjectRef::new(name)).map_err(|_| ()),
+        };
+    }
+}
+
+/// Per-request memory that must survive between reconciliations of one process.
+#[derive(Debug, Default)]
+pub struct RequestMemory {
+    /// Transient failures so far, by request UID (drives the back-off).
+    pub failures: Mutex<HashMap<String, u32>>,
+    /// Certificate ids issued by this process, by request UID, in case persisting the id failed.
+    pub issued: Mutex<HashMap<String, String>>,
+}
+
+impl RequestMemory {
+    /// Counts one more transient failure and returns the count.
+    pub fn failed(&self, uid: &str) -> u32 {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(uid.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Remembers the id of a certificate issued for a request.
+    pub fn remember_issued(&self, uid: &str, certificate_id: &str) {
+        let mut map = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(uid.to_owned(), certificate_id.to_owned());
+    }
+
+    /// The certificate id this process issued for a request, if any.
+    pub fn issued_for(&self, uid: &str) -> Option<String> {
+        let map = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(uid).cloned()
+    }
+
+    /// Drops everything about a finished request.
+    pub fn forget(&self, uid: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        self.issued.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+}
+
+/// State shared by all reconciliations.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Tunables.
+    pub config: Config,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// PCA clients per issuer, credentials read on demand.
+    pub pca: credentials::PcaClients,
+    /// Issuer caches.
+    pub issuers: IssuerStores,
+    /// Issuer re-check triggers.
+    pub triggers: IssuerTriggers,
+    /// Watches of the Secrets issuers reference (and only those).
+    pub secret_watches: secret_watch::SecretWatches,
+    /// Per-request memory.
+    pub requests: RequestMemory,
+}
+
+impl Context {
+    /// Builds the context.
+    pub fn new(
+        client: Client,
+        config: Config,
+        metrics: Arc<Metrics>,
+        issuers: IssuerStores,
+        triggers: IssuerTriggers,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "ccm-issuer".into(),
+            instance: config.instance.clone(),
+        };
+        let pca = credentials::PcaClients::new(&config, metrics.clone());
+        let secret_watches = secret_watch::SecretWatches::new(client.clone(), triggers.clone());
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            metrics,
+            pca,
+            issuers,
+            triggers,
+            secret_watches,
+            requests: RequestMemory::default(),
+        }
+    }
+
+    /// Publishes an event; failures are logged, never fatal.
+    pub async fn event(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(truncate_note(note)),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            warn!(error = %e, reason, "could not publish event");
+        }
+    }
+}
+
+fn truncate_note(note: String) -> String {
+    const MAX: usize = 1000;
+    if note.len() <= MAX {
+        return note;
+    }
+    let mut cut = MAX;
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &note[..cut])
+}
+
+/// Errors of the controller layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// A PCA call failed.
+    #[error(transparent)]
+    Pca(#[from] PcaError),
+    /// Certificate material is wrong.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// Encoding a patch failed.
+    #[error("cannot encode a Kubernetes patch: {0}")]
+    Serialization(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// Whether trying again may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Kube(_) => true,
+            Error::Pca(e) => e.is_retryable(),
+            Error::Pki(_) | Error::Serialization(_) => false,
+        }
+    }
+
+    /// Stable reason for metrics and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesAPIError",
+            Error::Pca(e) => e.reason(),
+            Error::Pki(_) => "InvalidCertificateMaterial",
+            Error::Serialization(_) => "SerializationError",
+        }
+    }
+}
+
+/// Whether a Kubernetes error means the object is gone (deleted, or replaced by a new one).
+pub fn is_gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found() || (s.is_conflict() && s.message.contains("UID")))
+}
+
+/// RFC 3339 "now", second precision, as Kubernetes writes times.
+pub fn now_rfc3339() -> String {
+    rfc3339(jiff::Timestamp::now())
+}
+
+/// RFC 3339, second precision.
+pub fn rfc3339(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_counts_and_forgets() {
+        let m = RequestMemory::default();
+        assert_eq!(m.failed("u"), 1);
+        assert_eq!(m.failed("u"), 2);
+        m.remember_issued("u", "id");
+        assert_eq!(m.issued_for("u").as_deref(), Some("id"));
+        m.forget("u");
+        assert_eq!(m.failed("u"), 1);
+        assert!(m.issued_for("u").is_none());
+    }
+
+    #[test]
+    fn notes_are_cut_on_char_boundaries() {
+        let long = "é".repeat(800);
+        let cut = truncate_note(long);
+        assert!(cut.len() <= 1004 && cut.ends_with('…'));
+    }
+}

@@ -1,0 +1,151 @@
+//! One metadata-only watch per Secret that some issuer references (field selector
+//! `metadata.name`), so a rotated or fixed Secret re-checks its issuers at once — without a
+//! cluster-wide Secret cache and without reading Secret data in the watch.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client,
+    core::PartialObjectMeta,
+    runtime::{WatchStreamExt, watcher},
+};
+use tokio::task::JoinHandle;
+use tracing::{debug, info};
+
+use super::{IssuerKey, IssuerTriggers};
+
+type SecretKey = (String, String);
+
+struct Watch {
+    issuers: std::sync::Arc<Mutex<BTreeSet<IssuerKey>>>,
+    task: JoinHandle<()>,
+}
+
+/// The set of Secret watches, each shared by the issuers that reference that Secret.
+pub struct SecretWatches {
+    client: Client,
+    triggers: IssuerTriggers,
+    watches: Mutex<HashMap<SecretKey, Watch>>,
+}
+
+impl SecretWatches {
+    /// No watches yet.
+    pub fn new(client: Client, triggers: IssuerTriggers) -> Self {
+        Self {
+            client,
+            triggers,
+            watches: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Makes sure `issuer` is re-checked when Secret `secret` changes, and stops watching a
+    /// Secret it no longer uses.
+    pub fn ensure(&self, secret: SecretKey, issuer: IssuerKey) {
+        let mut watches = self.lock();
+        drop_issuer(&mut watches, &issuer, Some(&secret));
+        if let Some(w) = watches.get(&secret) {
+            w.issuers.lock().unwrap_or_else(|e| e.into_inner()).insert(issuer);
+            return;
+        }
+        let issuers = std::sync::Arc::new(Mutex::new(BTreeSet::from([issuer])));
+        let task = tokio::spawn(watch_secret(
+            self.client.clone(),
+            secret.clone(),
+            issuers.clone(),
+            self.triggers.clone(),
+        ));
+        info!(namespace = %secret.0, name = %secret.1, "watching Secret referenced by issuers");
+        watches.insert(secret, Watch { issuers, task });
+    }
+
+    /// Forgets a deleted issuer.
+    pub fn forget(&self, issuer: &IssuerKey) {
+        drop_issuer(&mut self.lock(), issuer, None);
+    }
+
+    /// Number of Secrets watched (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is watched.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretKey, Watch>> {
+        self.watches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for SecretWatches {
+    fn drop(&mut self) {
+        for (_, w) in self.lock().drain() {
+            w.task.abort();
+        }
+    }
+}
+
+/// Removes `issuer` from every watch except `keep`, stopping watches nobody uses.
+fn drop_issuer(watches: &mut HashMap<SecretKey, Watch>, issuer: &IssuerKey, keep: Option<&SecretKey>) {
+    watches.retain(|key, w| {
+        if Some(key) == keep {
+            return true;
+        }
+        let mut set = w.issuers.lock().unwrap_or_else(|e| e.into_inner());
+        set.remove(issuer);
+        let used = !set.is_empty();
+        if !used {
+            w.task.abort();
+        }
+        used
+    });
+}
+
+async fn watch_secret(
+    client: Client,
+    (namespace, name): SecretKey,
+    issuers: std::sync::Arc<Mutex<BTreeSet<IssuerKey>>>,
+    triggers: IssuerTriggers,
+) {
+    // Metadata only: the watch never carries Secret data.
+    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client, &namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    // `None` until the first listing is complete; then the version last seen (`Some(None)`: absent).
+    let mut last_version: Option<Option<String>> = None;
+    let mut listed: Option<String> = None;
+    let mut events = watcher(api, config).default_backoff().boxed();
+    while let Some(event) = events.next().await {
+        let version = match event {
+            Ok(watcher::Event::Init) => {
+                listed = None;
+                continue;
+            }
+            Ok(watcher::Event::InitApply(m)) => {
+                listed = m.metadata.resource_version;
+                continue;
+            }
+            // A relist replays the same object; only a new resourceVersion (or a deletion) matters.
+            Ok(watcher::Event::InitDone) => listed.take(),
+            Ok(watcher::Event::Apply(m)) => m.metadata.resource_version,
+            Ok(watcher::Event::Delete(_)) => None,
+            Err(e) => {
+                debug!(%namespace, %name, error = %e, "Secret watch error (retrying)");
+                continue;
+            }
+        };
+        if last_version.as_ref().is_some_and(|last| *last != version) {
+            let set = issuers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            info!(%namespace, %name, issuers = set.len(), "referenced Secret changed; re-checking issuers");
+            for issuer in &set {
+                triggers.recheck(issuer);
+            }
+        }
+        last_version = Some(version);
+    }
+}
