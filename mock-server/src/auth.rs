@@ -258,7 +258,10 @@ impl Verifier {
         } else {
             cred.effective_domain_id()
         };
-        Ok(AuthContext { ak: cred.ak.clone(), domain_id })
+        Ok(AuthContext {
+            ak: cred.ak.clone(),
+            domain_id,
+        })
     }
 
     fn is_locked(&self, ak: &str, now: SystemTime) -> bool {
@@ -289,7 +292,10 @@ impl Verifier {
         if st.consecutive >= LOCKOUT_THRESHOLD {
             st.locked_until = Some(now + LOCKOUT_DURATION);
             st.consecutive = 0;
-            tracing::warn!(ak, "AK locked for 5 minutes after {LOCKOUT_THRESHOLD} consecutive failures");
+            tracing::warn!(
+                ak,
+                "AK locked for 5 minutes after {LOCKOUT_THRESHOLD} consecutive failures"
+            );
         }
     }
 
@@ -336,7 +342,9 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization<'_>, AuthE
         }
     }
     let access = access.filter(|a| !a.is_empty()).ok_or_else(|| bad("Access missing"))?;
-    let signed = signed.filter(|s| !s.is_empty()).ok_or_else(|| bad("SignedHeaders missing"))?;
+    let signed = signed
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("SignedHeaders missing"))?;
     let signature = signature.ok_or_else(|| bad("Signature missing"))?;
     if signature.len() != 64 || !signature.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(bad("Signature must be 64 lowercase hex characters"));
@@ -345,7 +353,11 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization<'_>, AuthE
     if signed_headers.iter().any(|h| h.is_empty()) {
         return Err(bad("empty name in SignedHeaders"));
     }
-    Ok(ParsedAuthorization { access, signed_headers, signature })
+    Ok(ParsedAuthorization {
+        access,
+        signed_headers,
+        signature,
+    })
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -358,10 +370,16 @@ fn check_signature(
     req: &RequestView<'_>,
     now: SystemTime,
 ) -> Result<(), AuthError> {
-    if !parsed.signed_headers.iter().any(|h| h.eq_ignore_ascii_case("x-sdk-date")) {
+    if !parsed
+        .signed_headers
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case("x-sdk-date"))
+    {
         return Err(AuthError::DateNotSigned);
     }
-    let date = header_str(req.headers, "x-sdk-date").ok_or(AuthError::MissingDate)?.trim();
+    let date = header_str(req.headers, "x-sdk-date")
+        .ok_or(AuthError::MissingDate)?
+        .trim();
     let signed_at = timeutil::parse_sdk_date(date).ok_or(AuthError::MalformedDate)?;
     let skew = match now.duration_since(signed_at) {
         Ok(d) => d,
@@ -372,18 +390,25 @@ fn check_signature(
     }
 
     let canonical = canonical_request(req, &parsed.signed_headers)?;
-    let string_to_sign = format!("{ALGORITHM}\n{date}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
-    let expected = hex::decode(parsed.signature)
-        .map_err(|_| AuthError::MalformedAuthorization("Signature is not hex".into()))?;
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(cred.sk.as_bytes())
-        .map_err(|_| AuthError::SignatureMismatch)?;
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{date}\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let expected =
+        hex::decode(parsed.signature).map_err(|_| AuthError::MalformedAuthorization("Signature is not hex".into()))?;
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(cred.sk.as_bytes()).map_err(|_| AuthError::SignatureMismatch)?;
     mac.update(string_to_sign.as_bytes());
     mac.verify_slice(&expected).map_err(|_| AuthError::SignatureMismatch)?;
 
     match (&cred.security_token, header_str(req.headers, "x-security-token")) {
         (Some(_), None) => return Err(AuthError::SecurityTokenMissing),
         (Some(expected_token), Some(sent)) => {
-            if !parsed.signed_headers.iter().any(|h| h.eq_ignore_ascii_case("x-security-token")) {
+            if !parsed
+                .signed_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case("x-security-token"))
+            {
                 return Err(AuthError::SecurityTokenNotSigned);
             }
             if sent.trim() != expected_token {
@@ -474,16 +499,14 @@ pub fn percent_decode(s: &str, plus_as_space: bool) -> Vec<u8> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' if plus_as_space => out.push(b' '),
             b => out.push(b),
         }
@@ -567,7 +590,12 @@ mod tests {
     }
 
     fn verifier(ak: &str, sk: &str) -> Verifier {
-        Verifier::new([Credential { ak: ak.into(), sk: sk.into(), domain_id: None, security_token: None }])
+        Verifier::new([Credential {
+            ak: ak.into(),
+            sk: sk.into(),
+            domain_id: None,
+            security_token: None,
+        }])
     }
 
     fn view<'a>(
@@ -577,7 +605,14 @@ mod tests {
         headers: &'a HeaderMap,
         body: &'a [u8],
     ) -> RequestView<'a> {
-        RequestView { method, raw_path: path, raw_query: query, headers, authority: None, body }
+        RequestView {
+            method,
+            raw_path: path,
+            raw_query: query,
+            headers,
+            authority: None,
+            body,
+        }
     }
 
     const T1_AUTH: &str = "SDK-HMAC-SHA256 Access=AccessKey, SignedHeaders=x-sdk-date, Signature=5a2ce64c865e0e6046321c6f3d5a77ba8413eeaf355c3166c03d58d02ac79624";
@@ -634,9 +669,12 @@ mod tests {
         let m = Method::POST;
         let v = view(&m, "/path", Some("key=value"), &h, b"{\"Name\":\"test\",\"Id\":1}");
         let ver = verifier("AccessKey", "SecretKey");
-        assert_eq!(ver.verify(&v, at("20060102T150405Z"), false).unwrap_err(), AuthError::SignatureMismatch);
+        assert_eq!(
+            ver.verify(&v, at("20060102T150405Z"), false).unwrap_err(),
+            AuthError::SignatureMismatch
+        );
         // And the test-side signer reproduces the documented negative prefix.
-        let sig = test_signer::sign(
+        let sig = crate::test_support::sign(
             "SecretKey",
             "POST",
             "/path/",
@@ -679,13 +717,21 @@ mod tests {
             ("Authorization", &auth),
         ]);
         let m = Method::GET;
-        let v = view(&m, "/v1/private-certificate-authorities/6434f74f-2d13-4e6a-89eb-93ee313f1a43", None, &h, b"");
+        let v = view(
+            &m,
+            "/v1/private-certificate-authorities/6434f74f-2d13-4e6a-89eb-93ee313f1a43",
+            None,
+            &h,
+            b"",
+        );
         let canon = canonical_request(&v, &["host", "x-domain-id", "x-sdk-date"]).unwrap();
         assert_eq!(
             hex::encode(Sha256::digest(canon.as_bytes())),
             "ecb0d828d0cb3f336731a91d4d35af4d578a731c62c776ca4faa04dda2356a85"
         );
-        let ctx = verifier(CCM_AK, CCM_SK).verify(&v, at("20250101T000000Z"), true).unwrap();
+        let ctx = verifier(CCM_AK, CCM_SK)
+            .verify(&v, at("20250101T000000Z"), true)
+            .unwrap();
         assert_eq!(ctx.domain_id, CCM_DOMAIN);
     }
 
@@ -710,12 +756,16 @@ mod tests {
         );
         let m = Method::POST;
         let v = view(&m, "/v1/private-certificates/csr", None, &h, VB_BODY.as_bytes());
-        verifier(CCM_AK, CCM_SK).verify(&v, at("20250101T000000Z"), true).unwrap();
+        verifier(CCM_AK, CCM_SK)
+            .verify(&v, at("20250101T000000Z"), true)
+            .unwrap();
         // One changed body byte must fail.
         let tampered = VB_BODY.replace("30", "31");
         let v = view(&m, "/v1/private-certificates/csr", None, &h, tampered.as_bytes());
         assert_eq!(
-            verifier(CCM_AK, CCM_SK).verify(&v, at("20250101T000000Z"), true).unwrap_err(),
+            verifier(CCM_AK, CCM_SK)
+                .verify(&v, at("20250101T000000Z"), true)
+                .unwrap_err(),
             AuthError::SignatureMismatch
         );
     }
@@ -725,19 +775,33 @@ mod tests {
         let auth = format!(
             "SDK-HMAC-SHA256 Access={CCM_AK}, SignedHeaders=x-domain-id;x-sdk-date, Signature=1ab1df250c9fbf2c34fd9e41a7cf75a77777f6cdeb8a9f7fe11f4c93dedac241"
         );
-        let h = hdrs(&[("X-Domain-Id", CCM_DOMAIN), ("X-Sdk-Date", "20250101T000000Z"), ("Authorization", &auth)]);
+        let h = hdrs(&[
+            ("X-Domain-Id", CCM_DOMAIN),
+            ("X-Sdk-Date", "20250101T000000Z"),
+            ("Authorization", &auth),
+        ]);
         let m = Method::GET;
         let q = "limit=10&status=ACTIVED&name=my%20ca*";
         assert_eq!(canonical_query(q), "limit=10&name=my%20ca%2A&status=ACTIVED");
         let v = view(&m, "/v1/private-certificate-authorities", Some(q), &h, b"");
-        verifier(CCM_AK, CCM_SK).verify(&v, at("20250101T000000Z"), true).unwrap();
+        verifier(CCM_AK, CCM_SK)
+            .verify(&v, at("20250101T000000Z"), true)
+            .unwrap();
     }
 
     #[test]
     fn test_signer_reproduces_official_vectors() {
-        let sig = test_signer::sign("SecretKey", "GET", "/path/", "limit=1", &[("x-sdk-date", "20060102T150405Z")], b"", "20060102T150405Z");
+        let sig = crate::test_support::sign(
+            "SecretKey",
+            "GET",
+            "/path/",
+            "limit=1",
+            &[("x-sdk-date", "20060102T150405Z")],
+            b"",
+            "20060102T150405Z",
+        );
         assert_eq!(sig, "5a2ce64c865e0e6046321c6f3d5a77ba8413eeaf355c3166c03d58d02ac79624");
-        let sig = test_signer::sign(
+        let sig = crate::test_support::sign(
             "SecretKey",
             "POST",
             "/path/",
@@ -757,7 +821,7 @@ mod tests {
         }
         signed.sort();
         let pairs: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let sig = test_signer::sign(sk, "GET", "/v1/private-certificates/", "", &pairs, b"", date);
+        let sig = crate::test_support::sign(sk, "GET", "/v1/private-certificates/", "", &pairs, b"", date);
         let names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
         let mut h = hdrs(&pairs);
         h.insert(
@@ -782,8 +846,14 @@ mod tests {
         let t = at(DATE);
         ver.verify(&v, t + Duration::from_secs(15 * 60), true).unwrap();
         ver.verify(&v, t - Duration::from_secs(15 * 60), true).unwrap();
-        assert_eq!(ver.verify(&v, t + Duration::from_secs(15 * 60 + 1), true).unwrap_err(), AuthError::DateOutOfRange);
-        assert_eq!(ver.verify(&v, t - Duration::from_secs(15 * 60 + 1), true).unwrap_err(), AuthError::DateOutOfRange);
+        assert_eq!(
+            ver.verify(&v, t + Duration::from_secs(15 * 60 + 1), true).unwrap_err(),
+            AuthError::DateOutOfRange
+        );
+        assert_eq!(
+            ver.verify(&v, t - Duration::from_secs(15 * 60 + 1), true).unwrap_err(),
+            AuthError::DateOutOfRange
+        );
     }
 
     #[test]
@@ -794,7 +864,13 @@ mod tests {
         let h = hdrs(&[
             ("X-Sdk-Date", DATE),
             ("Host", "h"),
-            ("Authorization", &format!("SDK-HMAC-SHA256 Access=ak, SignedHeaders=host, Signature={}", "0".repeat(64))),
+            (
+                "Authorization",
+                &format!(
+                    "SDK-HMAC-SHA256 Access=ak, SignedHeaders=host, Signature={}",
+                    "0".repeat(64)
+                ),
+            ),
         ]);
         let v = view(&m, "/", None, &h, b"");
         assert_eq!(ver.verify(&v, at(DATE), false).unwrap_err(), AuthError::DateNotSigned);
@@ -809,10 +885,16 @@ mod tests {
         let m = Method::GET;
         let h = signed_get("sk", "other", DATE, &[]);
         let v = view(&m, "/v1/private-certificates", None, &h, b"");
-        assert_eq!(ver.verify(&v, at(DATE), false).unwrap_err(), AuthError::UnknownAccessKey);
+        assert_eq!(
+            ver.verify(&v, at(DATE), false).unwrap_err(),
+            AuthError::UnknownAccessKey
+        );
         let h = signed_get("wrong", "ak", DATE, &[]);
         let v = view(&m, "/v1/private-certificates", None, &h, b"");
-        assert_eq!(ver.verify(&v, at(DATE), false).unwrap_err(), AuthError::SignatureMismatch);
+        assert_eq!(
+            ver.verify(&v, at(DATE), false).unwrap_err(),
+            AuthError::SignatureMismatch
+        );
     }
 
     #[test]
@@ -827,7 +909,8 @@ mod tests {
             let v = view(&m, "/v1/private-certificates", None, &bad, b"");
             assert_eq!(ver.verify(&v, t, false).unwrap_err(), AuthError::SignatureMismatch);
         }
-        ver.verify(&view(&m, "/v1/private-certificates", None, &good, b""), t, false).unwrap();
+        ver.verify(&view(&m, "/v1/private-certificates", None, &good, b""), t, false)
+            .unwrap();
         for _ in 0..5 {
             let v = view(&m, "/v1/private-certificates", None, &bad, b"");
             assert_eq!(ver.verify(&v, t, false).unwrap_err(), AuthError::SignatureMismatch);
@@ -836,7 +919,10 @@ mod tests {
         let err = ver.verify(&gv, t + Duration::from_secs(1), false).unwrap_err();
         assert_eq!(err, AuthError::Locked);
         assert_eq!(err.message(), "AK access failed to reach the limit, forbidden");
-        assert_eq!(ver.verify(&gv, t + Duration::from_secs(299), false).unwrap_err(), AuthError::Locked);
+        assert_eq!(
+            ver.verify(&gv, t + Duration::from_secs(299), false).unwrap_err(),
+            AuthError::Locked
+        );
         ver.verify(&gv, t + Duration::from_secs(300), false).unwrap();
     }
 
@@ -873,22 +959,36 @@ mod tests {
         let ver = Verifier::new([Credential::parse_temporary("tak:tsk:TOKEN123:dom").unwrap()]);
         let m = Method::GET;
         let t = at(DATE);
-        let ok = signed_get("tsk", "tak", DATE, &[("x-security-token", "TOKEN123"), ("x-domain-id", "dom")]);
-        ver.verify(&view(&m, "/v1/private-certificates", None, &ok, b""), t, true).unwrap();
+        let ok = signed_get(
+            "tsk",
+            "tak",
+            DATE,
+            &[("x-security-token", "TOKEN123"), ("x-domain-id", "dom")],
+        );
+        ver.verify(&view(&m, "/v1/private-certificates", None, &ok, b""), t, true)
+            .unwrap();
         let missing = signed_get("tsk", "tak", DATE, &[("x-domain-id", "dom")]);
         assert_eq!(
-            ver.verify(&view(&m, "/v1/private-certificates", None, &missing, b""), t, true).unwrap_err(),
+            ver.verify(&view(&m, "/v1/private-certificates", None, &missing, b""), t, true)
+                .unwrap_err(),
             AuthError::SecurityTokenMissing
         );
-        let wrong = signed_get("tsk", "tak", DATE, &[("x-security-token", "OTHER"), ("x-domain-id", "dom")]);
+        let wrong = signed_get(
+            "tsk",
+            "tak",
+            DATE,
+            &[("x-security-token", "OTHER"), ("x-domain-id", "dom")],
+        );
         assert_eq!(
-            ver.verify(&view(&m, "/v1/private-certificates", None, &wrong, b""), t, true).unwrap_err(),
+            ver.verify(&view(&m, "/v1/private-certificates", None, &wrong, b""), t, true)
+                .unwrap_err(),
             AuthError::SecurityTokenMismatch
         );
         let mut unsigned = missing.clone();
         unsigned.insert("x-security-token", HeaderValue::from_static("TOKEN123"));
         assert_eq!(
-            ver.verify(&view(&m, "/v1/private-certificates", None, &unsigned, b""), t, true).unwrap_err(),
+            ver.verify(&view(&m, "/v1/private-certificates", None, &unsigned, b""), t, true)
+                .unwrap_err(),
             AuthError::SecurityTokenNotSigned
         );
     }
@@ -914,41 +1014,12 @@ mod tests {
 
     #[test]
     fn canonical_uri_rules() {
-        assert_eq!(canonical_uri("/v1/private-certificates/csr"), "/v1/private-certificates/csr/");
+        assert_eq!(
+            canonical_uri("/v1/private-certificates/csr"),
+            "/v1/private-certificates/csr/"
+        );
         assert_eq!(canonical_uri("/"), "/");
         assert_eq!(canonical_uri("/a%20b/c d"), "/a%20b/c%20d/");
         assert_eq!(canonical_uri("/x/"), "/x/");
-    }
-
-    /// A deliberately tiny client-side signer used only by tests. It takes the canonical
-    /// pieces directly and shares nothing with the verifier above.
-    pub(crate) mod test_signer {
-        use hmac::{Hmac, KeyInit, Mac};
-        use sha2::{Digest, Sha256};
-
-        pub fn sign(
-            sk: &str,
-            method: &str,
-            canonical_uri: &str,
-            canonical_query: &str,
-            sorted_headers: &[(&str, &str)],
-            body: &[u8],
-            date: &str,
-        ) -> String {
-            let mut ch = String::new();
-            for (k, v) in sorted_headers {
-                ch += &format!("{k}:{v}\n");
-            }
-            let names: Vec<&str> = sorted_headers.iter().map(|(k, _)| *k).collect();
-            let cr = format!(
-                "{method}\n{canonical_uri}\n{canonical_query}\n{ch}\n{}\n{}",
-                names.join(";"),
-                hex::encode(Sha256::digest(body))
-            );
-            let sts = format!("SDK-HMAC-SHA256\n{date}\n{}", hex::encode(Sha256::digest(cr.as_bytes())));
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(sk.as_bytes()).unwrap();
-            mac.update(sts.as_bytes());
-            hex::encode(mac.finalize().into_bytes())
-        }
     }
 }

@@ -10,8 +10,8 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm, SigningKey,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm, SigningKey,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -166,9 +166,12 @@ impl CaKey {
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa4096 => {
                 use rsa::pkcs8::EncodePrivateKey;
                 let bits = if alg == KeyAlgorithm::Rsa2048 { 2048 } else { 4096 };
-                let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits)
-                    .map_err(|e| PkiError::KeyGen(e.to_string()))?;
-                key.to_pkcs8_der().map_err(|e| PkiError::KeyGen(e.to_string()))?.as_bytes().to_vec()
+                let key =
+                    rsa::PrivateKey::new(&mut getrandom::SysRng, bits).map_err(|e| PkiError::KeyGen(e.to_string()))?;
+                key.to_pkcs8_der()
+                    .map_err(|e| PkiError::KeyGen(e.to_string()))?
+                    .as_bytes()
+                    .to_vec()
             }
         };
         Self::from_pkcs8(alg, &pkcs8)
@@ -193,7 +196,10 @@ impl CaKey {
                 let k = ring::signature::RsaKeyPair::from_pkcs8(der).map_err(|e| key_err(e.to_string()))?;
                 let want = if alg == KeyAlgorithm::Rsa2048 { 256 } else { 512 };
                 if k.public().modulus_len() != want {
-                    return Err(key_err(format!("RSA modulus is {} bytes, expected {want}", k.public().modulus_len())));
+                    return Err(key_err(format!(
+                        "RSA modulus is {} bytes, expected {want}",
+                        k.public().modulus_len()
+                    )));
                 }
                 let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
                     &rustls::pki_types::PrivatePkcs8KeyDer::from(der),
@@ -244,7 +250,8 @@ impl CaKey {
                     HashAlg::Sha512 => &ring::signature::RSA_PKCS1_SHA512,
                 };
                 let mut sig = vec![0u8; k.public().modulus_len()];
-                k.sign(enc, &ring::rand::SystemRandom::new(), msg, &mut sig).map_err(|_| PkiError::Sign)?;
+                k.sign(enc, &ring::rand::SystemRandom::new(), msg, &mut sig)
+                    .map_err(|_| PkiError::Sign)?;
                 Ok(sig)
             }
             KeySigner::P256(k) => {
@@ -407,7 +414,9 @@ fn x509_name_to_rcgen(name: &X509Name<'_>) -> Result<DistinguishedName, String> 
                 Tag::PrintableString => {
                     DnValue::PrintableString(rcgen::string::PrintableString::try_from(s()?).map_err(|e| e.to_string())?)
                 }
-                Tag::Ia5String => DnValue::Ia5String(rcgen::string::Ia5String::try_from(s()?).map_err(|e| e.to_string())?),
+                Tag::Ia5String => {
+                    DnValue::Ia5String(rcgen::string::Ia5String::try_from(s()?).map_err(|e| e.to_string())?)
+                }
                 Tag::Utf8String | Tag::T61String => DnValue::Utf8String(s()?.to_owned()),
                 Tag::BmpString => DnValue::BmpString(
                     rcgen::string::BmpString::from_utf16be(data.to_vec()).map_err(|e| e.to_string())?,
@@ -675,9 +684,15 @@ fn sign_params(
     issuer_params.distinguished_name = issuer.dn.to_rcgen().map_err(PkiError::Cert)?;
     issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(issuer.key_id.to_vec());
     issuer_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let signer = Signer { key: issuer.key, hash, alg: issuer.key.signature_algorithm(hash)? };
+    let signer = Signer {
+        key: issuer.key,
+        hash,
+        alg: issuer.key.signature_algorithm(hash)?,
+    };
     let issuer = Issuer::new(issuer_params, signer);
-    let cert = params.signed_by(&subject_key, &issuer).map_err(|e| PkiError::Cert(e.to_string()))?;
+    let cert = params
+        .signed_by(&subject_key, &issuer)
+        .map_err(|e| PkiError::Cert(e.to_string()))?;
     Ok(cert.der().to_vec())
 }
 
@@ -691,7 +706,13 @@ pub fn issue_from_csr(
     not_after: OffsetDateTime,
     serial: &[u8],
 ) -> Result<Vec<u8>, PkiError> {
-    let mut p = build_params(csr.subject.clone(), key_id_of(&csr.public_key_bits), serial, not_before, not_after);
+    let mut p = build_params(
+        csr.subject.clone(),
+        key_id_of(&csr.public_key_bits),
+        serial,
+        not_before,
+        not_after,
+    );
     // [unconfirmed] whether PCA copies SANs/EKUs from the CSR (pca-api.md §5/§9.3).
     // Copying is what a CSR-based issuer needs (cert-manager puts dnsNames/ipAddresses/
     // usages only in the CSR), so the mock copies them.
@@ -710,7 +731,11 @@ pub fn issue_from_csr(
         }
         IssueKind::Intermediate { path_length } => {
             p.key_usages = csr.key_usages.clone().unwrap_or_else(|| {
-                vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign]
+                vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::CrlSign,
+                ]
             });
             p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_length));
         }
@@ -747,7 +772,11 @@ pub fn make_ca_cert(spec: &CaCertSpec<'_>, issuer: Option<&IssuerMaterial<'_>>) 
         None => BasicConstraints::Unconstrained,
     });
     p.key_usages = spec.key_usages.clone();
-    let self_material = IssuerMaterial { dn: spec.dn, key_id: &key_id, key: spec.key };
+    let self_material = IssuerMaterial {
+        dn: spec.dn,
+        key_id: &key_id,
+        key: spec.key,
+    };
     let issuer = issuer.unwrap_or(&self_material);
     sign_params(&p, spec.key.spki_der(), issuer, spec.hash)
 }
@@ -779,7 +808,10 @@ pub fn pem_crlf(tag: &str, der: &[u8]) -> String {
 
 /// Lowercase hex of the serial number bytes without leading zero bytes.
 pub fn serial_hex(serial: &[u8]) -> String {
-    let start = serial.iter().position(|&b| b != 0).unwrap_or(serial.len().saturating_sub(1));
+    let start = serial
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(serial.len().saturating_sub(1));
     hex::encode(&serial[start..])
 }
 
@@ -810,13 +842,6 @@ pub(crate) mod test_support {
                 .map(|d| SanType::DnsName(rcgen::string::Ia5String::try_from(*d).unwrap()))
                 .collect();
         })
-    }
-
-    /// A CSR whose key is given as PKCS#8 DER for an algorithm ring can sign with.
-    pub fn csr_for_pkcs8(pkcs8: &[u8], alg: &'static rcgen::SignatureAlgorithm, cn: &str) -> String {
-        let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8), alg)
-            .unwrap();
-        csr_with(&kp, cn, |_| {})
     }
 }
 
@@ -885,13 +910,27 @@ mod tests {
         let csr = parse_csr(&pem).unwrap();
         assert_eq!(csr.key_algorithm, KeyAlgorithm::Ec256);
         let kid = key.key_id();
-        let issuer = IssuerMaterial { dn: &d, key_id: &kid, key: &key };
-        let leaf_der = issue_from_csr(&csr, &issuer, IssueKind::Entity, now(), now() + time::Duration::days(30), &random_serial())
-            .unwrap();
+        let issuer = IssuerMaterial {
+            dn: &d,
+            key_id: &kid,
+            key: &key,
+        };
+        let leaf_der = issue_from_csr(
+            &csr,
+            &issuer,
+            IssueKind::Entity,
+            now(),
+            now() + time::Duration::days(30),
+            &random_serial(),
+        )
+        .unwrap();
         let leaf = parse(&leaf_der);
         leaf.verify_signature(Some(root.public_key())).unwrap();
         assert_eq!(leaf.signature_algorithm.algorithm.to_id_string(), "1.2.840.10045.4.3.3");
-        assert_eq!(leaf.tbs_certificate.issuer.as_raw(), root.tbs_certificate.subject.as_raw());
+        assert_eq!(
+            leaf.tbs_certificate.issuer.as_raw(),
+            root.tbs_certificate.subject.as_raw()
+        );
         assert_eq!(leaf.public_key().raw, csr.spki_der.as_slice());
         let san = leaf.subject_alternative_name().unwrap().unwrap();
         assert_eq!(san.value.general_names.len(), 3);
@@ -909,7 +948,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(aki, kid);
-        assert!(leaf.iter_extensions().any(|e| matches!(e.parsed_extension(), ParsedExtension::SubjectKeyIdentifier(_))));
+        assert!(
+            leaf.iter_extensions()
+                .any(|e| matches!(e.parsed_extension(), ParsedExtension::SubjectKeyIdentifier(_)))
+        );
         assert!(leaf.tbs_certificate.serial.bits() > 0);
     }
 
@@ -918,10 +960,21 @@ mod tests {
         let (key, d, root_der) = mk_root(KeyAlgorithm::Ec384);
         let root = parse(&root_der);
         let kid = key.key_id();
-        let issuer = IssuerMaterial { dn: &d, key_id: &kid, key: &key };
+        let issuer = IssuerMaterial {
+            dn: &d,
+            key_id: &kid,
+            key: &key,
+        };
         let csr = parse_csr(&csr("nokus", &["a.example"])).unwrap();
-        let leaf_der = issue_from_csr(&csr, &issuer, IssueKind::Entity, now(), now() + time::Duration::hours(1), &random_serial())
-            .unwrap();
+        let leaf_der = issue_from_csr(
+            &csr,
+            &issuer,
+            IssueKind::Entity,
+            now(),
+            now() + time::Duration::hours(1),
+            &random_serial(),
+        )
+        .unwrap();
         let leaf = parse(&leaf_der);
         leaf.verify_signature(Some(root.public_key())).unwrap();
         let ku = leaf.key_usage().unwrap().unwrap().value;
@@ -950,15 +1003,32 @@ mod tests {
         let (key, d, root_der) = mk_root(KeyAlgorithm::Rsa2048);
         let root = parse(&root_der);
         root.verify_signature(None).unwrap();
-        assert_eq!(root.signature_algorithm.algorithm.to_id_string(), "1.2.840.113549.1.1.12");
+        assert_eq!(
+            root.signature_algorithm.algorithm.to_id_string(),
+            "1.2.840.113549.1.1.12"
+        );
         let kid = key.key_id();
-        let issuer = IssuerMaterial { dn: &d, key_id: &kid, key: &key };
+        let issuer = IssuerMaterial {
+            dn: &d,
+            key_id: &kid,
+            key: &key,
+        };
         let csr = parse_csr(&csr("rsa-issued", &[])).unwrap();
-        let leaf_der = issue_from_csr(&csr, &issuer, IssueKind::Entity, now(), now() + time::Duration::hours(1), &random_serial())
-            .unwrap();
+        let leaf_der = issue_from_csr(
+            &csr,
+            &issuer,
+            IssueKind::Entity,
+            now(),
+            now() + time::Duration::hours(1),
+            &random_serial(),
+        )
+        .unwrap();
         let leaf = parse(&leaf_der);
         leaf.verify_signature(Some(root.public_key())).unwrap();
-        assert_eq!(leaf.signature_algorithm.algorithm.to_id_string(), "1.2.840.113549.1.1.12");
+        assert_eq!(
+            leaf.signature_algorithm.algorithm.to_id_string(),
+            "1.2.840.113549.1.1.12"
+        );
         // The RSA key round-trips through PKCS#8 for persistence.
         let again = CaKey::from_pkcs8(KeyAlgorithm::Rsa2048, key.pkcs8_der()).unwrap();
         assert_eq!(again.spki_der(), key.spki_der());
@@ -968,10 +1038,16 @@ mod tests {
     fn csr_key_algorithms() {
         // EC384 accepted.
         let k = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-        assert_eq!(parse_csr(&csr_with(&k, "p384", |_| {})).unwrap().key_algorithm, KeyAlgorithm::Ec384);
+        assert_eq!(
+            parse_csr(&csr_with(&k, "p384", |_| {})).unwrap().key_algorithm,
+            KeyAlgorithm::Ec384
+        );
         // Ed25519 refused.
         let k = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-        assert!(matches!(parse_csr(&csr_with(&k, "ed", |_| {})), Err(CsrError::UnsupportedKey(_))));
+        assert!(matches!(
+            parse_csr(&csr_with(&k, "ed", |_| {})),
+            Err(CsrError::UnsupportedKey(_))
+        ));
         // OpenSSL-made fixtures for the other sizes/curves.
         for (name, expect) in [
             ("rsa1024", Err(CsrError::UnsupportedKey("RSA1024".into()))),
@@ -993,7 +1069,10 @@ mod tests {
             parse_csr("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"),
             Err(CsrError::Garbage(_))
         ));
-        assert!(matches!(parse_csr(&"A".repeat(MAX_CSR_LEN + 1)), Err(CsrError::Garbage(_))));
+        assert!(matches!(
+            parse_csr(&"A".repeat(MAX_CSR_LEN + 1)),
+            Err(CsrError::Garbage(_))
+        ));
         // Flip a byte inside the signature.
         let good = csr("tamper", &[]);
         let block = pem::parse(&good).unwrap();

@@ -73,6 +73,10 @@ pub struct Cli {
 impl Cli {
     /// All credentials, permanent and temporary.
     pub fn all_credentials(&self) -> Vec<Credential> {
-        self.credentials.iter().chain(&self.temporary_credentials).cloned().collect()
+        self.credentials
+            .iter()
+            .chain(&self.temporary_credentials)
+            .cloned()
+            .collect()
     }
 }

@@ -56,11 +56,21 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn pca(status: StatusCode, code: &'static str, msg: impl Into<String>) -> Self {
-        Self { status, shape: Shape::Pca, code, msg: msg.into() }
+        Self {
+            status,
+            shape: Shape::Pca,
+            code,
+            msg: msg.into(),
+        }
     }
 
     pub fn apig(status: StatusCode, code: &'static str, msg: impl Into<String>) -> Self {
-        Self { status, shape: Shape::Apig, code, msg: msg.into() }
+        Self {
+            status,
+            shape: Shape::Apig,
+            code,
+            msg: msg.into(),
+        }
     }
 
     /// 400 with a PCA code.

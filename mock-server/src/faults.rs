@@ -123,7 +123,10 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(limit: u64) -> Self {
-        Self { limit, window: Mutex::new((0, 0)) }
+        Self {
+            limit,
+            window: Mutex::new((0, 0)),
+        }
     }
 
     pub fn limit(&self) -> u64 {
@@ -176,12 +179,19 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(f.before("ShowCertificate"), (Some(Duration::from_millis(5)), Injected::TooManyRequests));
+        assert_eq!(
+            f.before("ShowCertificate"),
+            (Some(Duration::from_millis(5)), Injected::TooManyRequests)
+        );
         assert_eq!(f.before("ListCertificate"), (None, Injected::None));
         assert!(f.take_drop());
         assert!(f.take_drop());
         assert!(!f.take_drop());
-        f.set(FaultPlan { rate_5xx: 1.0, ..Default::default() }).unwrap();
+        f.set(FaultPlan {
+            rate_5xx: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(f.before("Anything").1, Injected::ServerError);
         f.reset();
         assert_eq!(f.before("Anything"), (None, Injected::None));

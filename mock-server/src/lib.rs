@@ -16,6 +16,8 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod timeutil;
 pub mod tls;
 
@@ -39,7 +41,12 @@ pub struct MockConfig {
 
 impl Default for MockConfig {
     fn default() -> Self {
-        Self { credentials: Vec::new(), max_tps: None, ca_quota: 100, cert_quota: 100_000 }
+        Self {
+            credentials: Vec::new(),
+            max_tps: None,
+            ca_quota: 100,
+            cert_quota: 100_000,
+        }
     }
 }
 
@@ -68,20 +75,30 @@ impl Mock {
 
     /// The account id new CAs are attributed to.
     fn default_domain(&self) -> String {
-        self.config.credentials.first().map(auth::Credential::effective_domain_id).unwrap_or_default()
+        self.config
+            .credentials
+            .first()
+            .map(auth::Credential::effective_domain_id)
+            .unwrap_or_default()
     }
 
     /// Create an ACTIVED root and an ACTIVED subordinate CA whose id is `sub_id` (no-op
     /// if `sub_id` already exists). Blocking (key generation): call at start-up.
     pub fn seed_ca(&self, sub_id: &str, alg: KeyAlgorithm, path_length: u32) -> anyhow::Result<()> {
         if !is_ca_id(sub_id) {
-            anyhow::bail!("--ca {sub_id:?} is not a lowercase UUID ([0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}})");
+            anyhow::bail!(
+                "--ca {sub_id:?} is not a lowercase UUID ([0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}})"
+            );
         }
         if path_length < 1 {
             anyhow::bail!("--ca-path-length must be at least 1");
         }
         if let Some(existing) = self.store.get_ca(sub_id) {
-            tracing::info!(ca_id = sub_id, status = existing.status.as_str(), "CA already present in state; reusing it");
+            tracing::info!(
+                ca_id = sub_id,
+                status = existing.status.as_str(),
+                "CA already present in state; reusing it"
+            );
             return Ok(());
         }
         let domain = self.default_domain();
@@ -146,7 +163,11 @@ impl Mock {
                 serial: &sub_serial,
                 hash: HashAlg::Sha384,
             },
-            Some(&IssuerMaterial { dn: &root_dn, key_id: &root_kid, key: &root_key }),
+            Some(&IssuerMaterial {
+                dn: &root_dn,
+                key_id: &root_kid,
+                key: &root_key,
+            }),
         )?;
         let sub = seeded_record(
             sub_id,
@@ -163,7 +184,13 @@ impl Mock {
         );
         self.store.insert_ca(root);
         self.store.insert_ca(sub);
-        tracing::info!(ca_id = sub_id, root_id, key_algorithm = alg.as_str(), path_length, "created CA pair");
+        tracing::info!(
+            ca_id = sub_id,
+            root_id,
+            key_algorithm = alg.as_str(),
+            path_length,
+            "created CA pair"
+        );
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! and every error get the real API's JSON shapes) and the `/_mock/` controls.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
@@ -175,20 +175,14 @@ impl Op {
         Some(match segs.as_slice() {
             ["v1", "private-certificate-authorities"] if m == Method::GET => Self::ListCertificateAuthority,
             ["v1", "private-certificate-authorities"] if m == Method::POST => Self::CreateCertificateAuthority,
-            ["v1", "private-certificate-authorities", "quotas"] => {
-                if m == Method::GET {
-                    Self::ShowCertificateAuthorityQuota
-                } else {
-                    return None;
-                }
+            ["v1", "private-certificate-authorities", "quotas"] if m == Method::GET => {
+                Self::ShowCertificateAuthorityQuota
             }
-            ["v1", "private-certificate-authorities", "order"] => {
-                if m == Method::POST {
-                    Self::CreateCertificateAuthorityOrder
-                } else {
-                    return None;
-                }
+            ["v1", "private-certificate-authorities", "quotas"] => return None,
+            ["v1", "private-certificate-authorities", "order"] if m == Method::POST => {
+                Self::CreateCertificateAuthorityOrder
             }
+            ["v1", "private-certificate-authorities", "order"] => return None,
             ["v1", "private-certificate-authorities", ca] if m == Method::GET => Self::ShowCertificateAuthority(id(ca)),
             ["v1", "private-certificate-authorities", ca] if m == Method::DELETE => {
                 Self::DeleteCertificateAuthority(id(ca))
@@ -217,21 +211,11 @@ impl Op {
             }
             ["v1", "private-certificates"] if m == Method::GET => Self::ListCertificate,
             ["v1", "private-certificates"] if m == Method::POST => Self::CreateCertificate,
-            ["v1", "private-certificates", "csr"] => {
-                if m == Method::POST {
-                    Self::CreateCertificateByCsr
-                } else {
-                    return None;
-                }
-            }
+            ["v1", "private-certificates", "csr"] if m == Method::POST => Self::CreateCertificateByCsr,
+            ["v1", "private-certificates", "csr"] => return None,
             ["v1", "private-certificates", "csr", "parse"] if m == Method::POST => Self::ParseCertificateSigningRequest,
-            ["v1", "private-certificates", "quotas"] => {
-                if m == Method::GET {
-                    Self::ShowCertificateQuota
-                } else {
-                    return None;
-                }
-            }
+            ["v1", "private-certificates", "quotas"] if m == Method::GET => Self::ShowCertificateQuota,
+            ["v1", "private-certificates", "quotas"] => return None,
             ["v1", "private-certificates", c] if m == Method::GET => Self::ShowCertificate(id(c)),
             ["v1", "private-certificates", c] if m == Method::DELETE => Self::DeleteCertificate(id(c)),
             ["v1", "private-certificates", c, "export"] if m == Method::POST => Self::ExportCertificate(id(c)),
@@ -308,7 +292,10 @@ async fn dispatch(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, ApiError
         return Err(ApiError::apig(
             StatusCode::TOO_MANY_REQUESTS,
             errors::APIGW_THROTTLED,
-            format!("The throttling threshold has been reached: policy user over ratelimit,limit:{},time:1 second", t.limit()),
+            format!(
+                "The throttling threshold has been reached: policy user over ratelimit,limit:{},time:1 second",
+                t.limit()
+            ),
         ));
     }
 
@@ -338,12 +325,21 @@ async fn dispatch(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, ApiError
         .map_err(|e| ApiError::unauthorized(e.message()))?;
 
     let query = parts.uri.query().unwrap_or("");
-    let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
     handle(m, op, query, &body, &ctx, &host).await
 }
 
 fn too_large() -> ApiError {
-    ApiError::apig(StatusCode::PAYLOAD_TOO_LARGE, errors::APIGW_REQUEST_TOO_LARGE, "Request entity too large")
+    ApiError::apig(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        errors::APIGW_REQUEST_TOO_LARGE,
+        "Request entity too large",
+    )
 }
 
 async fn handle(
@@ -370,10 +366,13 @@ async fn handle(
             if ca.status != CaStatus::Pending {
                 return Err(ca_status_error(&ca, "export its CSR"));
             }
-            let key = ca.key.clone().ok_or_else(|| ApiError::internal("pending CA has no key"))?;
+            let key = ca
+                .key
+                .clone()
+                .ok_or_else(|| ApiError::internal("pending CA has no key"))?;
             let dn = ca.dn.clone();
-            let der = blocking(move || ca::make_ca_csr(&dn, &key).map_err(|e| ApiError::internal(e.to_string())))
-                .await?;
+            let der =
+                blocking(move || ca::make_ca_csr(&dn, &key).map_err(|e| ApiError::internal(e.to_string()))).await?;
             Ok(Reply::Json(json!({"csr": ca::pem_crlf("CERTIFICATE REQUEST", &der)})))
         }
         Op::ExportCertificateAuthorityCertificate(id) => export_ca(m, &id),
@@ -429,22 +428,29 @@ async fn handle(
             m.store.ca_counts(),
             m.config.ca_quota,
         ))),
-        Op::ShowCertificateQuota => {
-            Ok(Reply::Json(quota_json("CERTIFICATE", m.store.cert_count(), m.config.cert_quota)))
-        }
+        Op::ShowCertificateQuota => Ok(Reply::Json(quota_json(
+            "CERTIFICATE",
+            m.store.cert_count(),
+            m.config.cert_quota,
+        ))),
         Op::CreateCertificateByCsr => issue_by_csr(m, body, ctx).await,
         Op::ParseCertificateSigningRequest => parse_csr_op(body).await,
         Op::ListCertificate => list_certs(m, query),
         Op::ShowCertificate(id) => {
             check_cert_id(&id)?;
-            let c = m.store.get_cert(&id).ok_or_else(|| ApiError::not_found("certificate", &id))?;
+            let c = m
+                .store
+                .get_cert(&id)
+                .ok_or_else(|| ApiError::not_found("certificate", &id))?;
             Ok(Reply::Json(cert_json(&c, timeutil::now_ms())))
         }
         Op::ExportCertificate(id) => export_cert(m, &id, body),
         Op::RevokeCertificate(id) => revoke_cert(m, &id, body),
         Op::DeleteCertificate(id) => {
             check_cert_id(&id)?;
-            m.store.remove_cert(&id).ok_or_else(|| ApiError::not_found("certificate", &id))?;
+            m.store
+                .remove_cert(&id)
+                .ok_or_else(|| ApiError::not_found("certificate", &id))?;
             Ok(Reply::NoContent)
         }
         Op::ShowConsoleConfig => Ok(Reply::Json(json!({
@@ -481,10 +487,10 @@ async fn handle(
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
 }
 
 // ---------------------------------------------------------------------------------------
@@ -511,13 +517,20 @@ fn check_ca_id(id: &str) -> Result<(), ApiError> {
 }
 
 fn check_cert_id(id: &str) -> Result<(), ApiError> {
-    if is_uuid(id) { Ok(()) } else { Err(ApiError::param("invalid certificate_id")) }
+    if is_uuid(id) {
+        Ok(())
+    } else {
+        Err(ApiError::param("invalid certificate_id"))
+    }
 }
 
 fn ca_status_error(ca: &CaRecord, action: &str) -> ApiError {
     ApiError::bad(
         errors::PCA_CA_STATUS,
-        format!("The CA status is {}; cannot {action}", ca.effective_status(timeutil::now_ms()).as_str()),
+        format!(
+            "The CA status is {}; cannot {action}",
+            ca.effective_status(timeutil::now_ms()).as_str()
+        ),
     )
 }
 
@@ -548,7 +561,10 @@ fn req_str<'a>(o: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError
 fn opt_int(o: &Map<String, Value>, key: &str) -> Result<Option<i64>, ApiError> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::param(format!("{key} must be an integer"))),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ApiError::param(format!("{key} must be an integer"))),
         Some(_) => Err(ApiError::param(format!("{key} must be an integer"))),
     }
 }
@@ -590,7 +606,12 @@ pub struct Window {
 /// Parse `validity` and compute [start, end). `max_years` bounds the value per unit
 /// (YEAR ≤ n, MONTH ≤ 12n, DAY ≤ 365n, HOUR ≤ 8760n).
 pub fn parse_validity(v: Option<&Value>, max_years: i64, now: time::OffsetDateTime) -> Result<Window, ApiError> {
-    let bad = |msg: &str| ApiError::bad(errors::PCA_BAD_VALIDITY, format!("Invalid validity period type or value: {msg}"));
+    let bad = |msg: &str| {
+        ApiError::bad(
+            errors::PCA_BAD_VALIDITY,
+            format!("Invalid validity period type or value: {msg}"),
+        )
+    };
     let o = match v {
         Some(Value::Object(o)) => o,
         None | Some(Value::Null) => return Err(bad("validity is required")),
@@ -622,11 +643,16 @@ pub fn parse_validity(v: Option<&Value>, max_years: i64, now: time::OffsetDateTi
     let start = match o.get("start_from") {
         None | Some(Value::Null) => now,
         Some(Value::Number(n)) => {
-            let ms = n.as_i64().ok_or_else(|| bad("start_from must be an integer (epoch ms)"))?;
+            let ms = n
+                .as_i64()
+                .ok_or_else(|| bad("start_from must be an integer (epoch ms)"))?;
             start_from_ms(ms, now).ok_or_else(|| bad("start_from must not be earlier than 5 minutes ago"))?
         }
         Some(Value::String(s)) => {
-            let ms: i64 = s.trim().parse().map_err(|_| bad("start_from must be numeric (epoch ms)"))?;
+            let ms: i64 = s
+                .trim()
+                .parse()
+                .map_err(|_| bad("start_from must be numeric (epoch ms)"))?;
             start_from_ms(ms, now).ok_or_else(|| bad("start_from must not be earlier than 5 minutes ago"))?
         }
         Some(_) => return Err(bad("start_from must be an integer (epoch ms)")),
@@ -638,7 +664,10 @@ pub fn parse_validity(v: Option<&Value>, max_years: i64, now: time::OffsetDateTi
         "DAY" => start + time::Duration::days(value),
         _ => start + time::Duration::hours(value),
     };
-    Ok(Window { not_before: start, not_after: end })
+    Ok(Window {
+        not_before: start,
+        not_after: end,
+    })
 }
 
 fn start_from_ms(ms: i64, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
@@ -784,7 +813,9 @@ fn parse_list_query(query: &str, sort_keys: &[&str], allow_type: bool) -> Result
                     .ok_or_else(|| ApiError::param("limit must be an integer in [0,1000]"))?;
             }
             "offset" => {
-                p.offset = v.parse::<usize>().map_err(|_| ApiError::param("offset must be a non-negative integer"))?;
+                p.offset = v
+                    .parse::<usize>()
+                    .map_err(|_| ApiError::param("offset must be a non-negative integer"))?;
             }
             "name" => {
                 if v.is_empty() || v.chars().count() > 64 {
@@ -795,13 +826,19 @@ fn parse_list_query(query: &str, sort_keys: &[&str], allow_type: bool) -> Result
             "status" => p.status = Some(v),
             "type" if allow_type => {
                 if v != "ROOT" && v != "SUBORDINATE" {
-                    return Err(ApiError::bad(errors::PCA_BAD_CA_TYPE, "Invalid CA type (ROOT or SUBORDINATE)"));
+                    return Err(ApiError::bad(
+                        errors::PCA_BAD_CA_TYPE,
+                        "Invalid CA type (ROOT or SUBORDINATE)",
+                    ));
                 }
                 p.ca_type = Some(v);
             }
             "sort_key" => {
                 if !sort_keys.contains(&v.as_str()) {
-                    return Err(ApiError::param(format!("sort_key must be one of {}", sort_keys.join(", "))));
+                    return Err(ApiError::param(format!(
+                        "sort_key must be one of {}",
+                        sort_keys.join(", ")
+                    )));
                 }
                 p.sort_key = v;
             }
@@ -828,11 +865,17 @@ fn page<T>(mut items: Vec<T>, p: &ListParams) -> (usize, Vec<T>) {
 }
 
 fn list_cas(m: &Arc<Mock>, query: &str) -> Result<Reply, ApiError> {
-    let p = parse_list_query(query, &["create_time", "common_name", "type", "ca_type", "not_after"], true)?;
+    let p = parse_list_query(
+        query,
+        &["create_time", "common_name", "type", "ca_type", "not_after"],
+        true,
+    )?;
     if let Some(s) = &p.status
         && CaStatus::parse(s).is_none()
     {
-        return Err(ApiError::param("status must be PENDING, ACTIVED, DISABLED, DELETED or EXPIRED"));
+        return Err(ApiError::param(
+            "status must be PENDING, ACTIVED, DISABLED, DELETED or EXPIRED",
+        ));
     }
     let now = timeutil::now_ms();
     let mut cas: Vec<_> = m
@@ -862,7 +905,11 @@ fn list_cas(m: &Arc<Mock>, query: &str) -> Result<Reply, ApiError> {
 }
 
 fn list_certs(m: &Arc<Mock>, query: &str) -> Result<Reply, ApiError> {
-    let p = parse_list_query(query, &["create_time", "common_name", "issuer_name", "not_after"], false)?;
+    let p = parse_list_query(
+        query,
+        &["create_time", "common_name", "issuer_name", "not_after"],
+        false,
+    )?;
     if let Some(s) = &p.status
         && CertStatus::parse(s).is_none()
     {
@@ -909,7 +956,10 @@ fn check_parent_for_sub_ca(parent: &CaRecord, path_length: u32, window: &Window)
         return Err(ca_status_error(parent, "issue certificates"));
     }
     if parent.key.is_none() {
-        return Err(ApiError::bad(errors::PCA_CA_STATUS, "The issuing CA's private key is not hosted by PCA"));
+        return Err(ApiError::bad(
+            errors::PCA_CA_STATUS,
+            "The issuing CA's private key is not hosted by PCA",
+        ));
     }
     // The issuing CA's path_length bounds the new CA's: a CA with path_length 0 cannot
     // issue CAs, and the requested value must be smaller than the parent's.
@@ -950,17 +1000,27 @@ async fn sign_sub_ca(
     key: Arc<CaKey>,
     dn: Dn,
     req: &SubCaRequest,
-) -> Result<(Vec<u8>, Vec<u8>, crate::state::Der, Arc<CaRecord>), ApiError> {
+) -> Result<(Vec<u8>, crate::state::Der, Arc<CaRecord>), ApiError> {
     check_ca_id(parent_id)?;
-    let parent = m.store.get_ca(parent_id).ok_or_else(|| ApiError::not_found("CA", parent_id))?;
+    let parent = m
+        .store
+        .get_ca(parent_id)
+        .ok_or_else(|| ApiError::not_found("CA", parent_id))?;
     check_parent_for_sub_ca(&parent, req.path_length, &req.window)?;
-    let pkey = parent.key.clone().ok_or_else(|| ApiError::internal("parent key missing"))?;
+    let pkey = parent
+        .key
+        .clone()
+        .ok_or_else(|| ApiError::internal("parent key missing"))?;
     let serial = ca::random_serial();
     let (pdn, pkid) = (parent.dn.clone(), parent.key_id.clone());
     let (hash, usages, w, pl) = (req.hash, req.key_usages.clone(), req.window, req.path_length);
     let serial2 = serial.clone();
     let der = blocking(move || {
-        let issuer = IssuerMaterial { dn: &pdn, key_id: &pkid, key: &pkey };
+        let issuer = IssuerMaterial {
+            dn: &pdn,
+            key_id: &pkid,
+            key: &pkey,
+        };
         ca::make_ca_cert(
             &CaCertSpec {
                 dn: &dn,
@@ -977,8 +1037,7 @@ async fn sign_sub_ca(
         .map_err(pki_error)
     })
     .await?;
-    let key_id = Vec::new();
-    Ok((serial, key_id, crate::state::Der::from(der), parent))
+    Ok((serial, crate::state::Der::from(der), parent))
 }
 
 fn pki_error(e: ca::PkiError) -> ApiError {
@@ -1011,7 +1070,10 @@ fn parse_path_length(o: &Map<String, Value>) -> Result<Option<u32>, ApiError> {
     match opt_int(o, "path_length") {
         Ok(None) => Ok(None),
         Ok(Some(n)) if (0..=6).contains(&n) => Ok(Some(n as u32)),
-        _ => Err(ApiError::bad(errors::PCA_BAD_PATH_LENGTH, "Invalid CA path length: must be an integer in [0,6]")),
+        _ => Err(ApiError::bad(
+            errors::PCA_BAD_PATH_LENGTH,
+            "Invalid CA path length: must be an integer in [0,6]",
+        )),
     }
 }
 
@@ -1020,30 +1082,52 @@ async fn create_ca(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext) -
     let ca_type = match opt_str(&o, "type")? {
         Some("ROOT") => CaType::Root,
         Some("SUBORDINATE") => CaType::Subordinate,
-        _ => return Err(ApiError::bad(errors::PCA_BAD_CA_TYPE, "Invalid CA type (ROOT or SUBORDINATE)")),
+        _ => {
+            return Err(ApiError::bad(
+                errors::PCA_BAD_CA_TYPE,
+                "Invalid CA type (ROOT or SUBORDINATE)",
+            ));
+        }
     };
     let dn: Dn = match o.get("distinguished_name") {
         Some(v @ Value::Object(_)) => serde_json::from_value(v.clone())
             .map_err(|e| ApiError::bad(errors::PCA_BAD_DN, format!("Incorrect distinguished name: {e}")))?,
-        _ => return Err(ApiError::bad(errors::PCA_BAD_DN, "Incorrect distinguished name: distinguished_name is required")),
+        _ => {
+            return Err(ApiError::bad(
+                errors::PCA_BAD_DN,
+                "Incorrect distinguished name: distinguished_name is required",
+            ));
+        }
     };
     dn.validate_for_ca()
         .map_err(|e| ApiError::bad(errors::PCA_BAD_DN, format!("Incorrect distinguished name: {e}")))?;
-    let key_alg = opt_str(&o, "key_algorithm")?.and_then(KeyAlgorithm::parse).ok_or_else(|| {
-        ApiError::bad(errors::PCA_BAD_KEY_ALGORITHM, "Invalid key algorithm (RSA2048, RSA4096, EC256, EC384)")
-    })?;
+    let key_alg = opt_str(&o, "key_algorithm")?
+        .and_then(KeyAlgorithm::parse)
+        .ok_or_else(|| {
+            ApiError::bad(
+                errors::PCA_BAD_KEY_ALGORITHM,
+                "Invalid key algorithm (RSA2048, RSA4096, EC256, EC384)",
+            )
+        })?;
     let ep = check_enterprise_project(&o)?;
     let key_usages = parse_key_usages(&o)?;
     if opt_str(&o, "ca_id")?.is_some() {
-        return Err(ApiError::bad(errors::PCA_UNSUPPORTED, "prepaid CA orders (ca_id) are not supported by ccm-mock-pca"));
+        return Err(ApiError::bad(
+            errors::PCA_UNSUPPORTED,
+            "prepaid CA orders (ca_id) are not supported by ccm-mock-pca",
+        ));
     }
     if m.store.ca_counts() >= m.config.ca_quota {
-        return Err(ApiError::bad(errors::PCA_QUOTA, format!("The CA quota ({}) has been used up", m.config.ca_quota)));
+        return Err(ApiError::bad(
+            errors::PCA_QUOTA,
+            format!("The CA quota ({}) has been used up", m.config.ca_quota),
+        ));
     }
     let hash = parse_hash(&o, ca_type == CaType::Root)?;
     let now = now_dt();
     let id = uuid::Uuid::new_v4().to_string();
-    let key = Arc::new(blocking(move || CaKey::generate(key_alg).map_err(|e| ApiError::internal(e.to_string()))).await?);
+    let key =
+        Arc::new(blocking(move || CaKey::generate(key_alg).map_err(|e| ApiError::internal(e.to_string()))).await?);
     let mut rec = CaRecord {
         ca_id: id.clone(),
         ca_type,
@@ -1114,7 +1198,7 @@ async fn create_ca(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext) -
                     window: w,
                     key_usages: key_usages.unwrap_or_else(default_ca_key_usages),
                 };
-                let (serial, _, der, parent) = sign_sub_ca(m, issuer_id, key.clone(), dn.clone(), &req).await?;
+                let (serial, der, parent) = sign_sub_ca(m, issuer_id, key.clone(), dn.clone(), &req).await?;
                 rec.status = CaStatus::Actived;
                 rec.issuer_id = Some(parent.ca_id.clone());
                 rec.issuer_name = Some(parent.dn.cn().to_owned());
@@ -1138,7 +1222,10 @@ fn parse_crl(o: &Map<String, Value>) -> Result<Option<CrlConfig>, ApiError> {
                 Some(Value::Bool(b)) => *b,
                 _ => return Err(ApiError::param("crl_configuration.enabled is required")),
             };
-            let mut cfg = CrlConfig { enabled, ..Default::default() };
+            let mut cfg = CrlConfig {
+                enabled,
+                ..Default::default()
+            };
             if let Some(n) = opt_str(c, "crl_name")? {
                 cfg.crl_name = n.to_owned();
             }
@@ -1147,7 +1234,9 @@ fn parse_crl(o: &Map<String, Value>) -> Result<Option<CrlConfig>, ApiError> {
             }
             cfg.valid_days = opt_int(c, "valid_days")?.unwrap_or(0);
             if enabled && (cfg.obs_bucket_name.is_empty() || !(7..=30).contains(&cfg.valid_days)) {
-                return Err(ApiError::param("obs_bucket_name and valid_days (7..30) are required when CRL is enabled"));
+                return Err(ApiError::param(
+                    "obs_bucket_name and valid_days (7..30) are required when CRL is enabled",
+                ));
             }
             Ok(Some(cfg))
         }
@@ -1179,14 +1268,17 @@ async fn activate_ca(m: &Arc<Mock>, id: &str, body: &[u8]) -> Result<Reply, ApiE
     let hash = parse_hash(&o, true)?.unwrap_or(HashAlg::Sha384);
     let w = parse_validity(o.get("validity"), 20, now_dt())?;
     let path_length = parse_path_length(&o)?.unwrap_or(ca.path_length);
-    let key = ca.key.clone().ok_or_else(|| ApiError::internal("pending CA has no key"))?;
+    let key = ca
+        .key
+        .clone()
+        .ok_or_else(|| ApiError::internal("pending CA has no key"))?;
     let req = SubCaRequest {
         path_length,
         hash,
         window: w,
         key_usages: parse_key_usages(&o)?.unwrap_or_else(default_ca_key_usages),
     };
-    let (serial, _, der, parent) = sign_sub_ca(m, issuer_id, key, ca.dn.clone(), &req).await?;
+    let (serial, der, parent) = sign_sub_ca(m, issuer_id, key, ca.dn.clone(), &req).await?;
     m.store.update_ca(id, |rec| {
         if rec.status != CaStatus::Pending {
             return Err(ca_status_error(rec, "activate it"));
@@ -1233,7 +1325,12 @@ fn delete_ca(m: &Arc<Mock>, id: &str, query: &str) -> Result<Reply, ApiError> {
                 Ok(())
             })?;
         }
-        _ => return Err(ca_status_error(&ca, "delete it (only PENDING or DISABLED CAs can be deleted)")),
+        _ => {
+            return Err(ca_status_error(
+                &ca,
+                "delete it (only PENDING or DISABLED CAs can be deleted)",
+            ));
+        }
     }
     Ok(Reply::NoContent)
 }
@@ -1241,10 +1338,16 @@ fn delete_ca(m: &Arc<Mock>, id: &str, query: &str) -> Result<Reply, ApiError> {
 fn export_ca(m: &Arc<Mock>, id: &str) -> Result<Reply, ApiError> {
     check_ca_id(id)?;
     let ca = m.store.get_ca(id).ok_or_else(|| ApiError::not_found("CA", id))?;
-    if !matches!(ca.effective_status(timeutil::now_ms()), CaStatus::Actived | CaStatus::Expired) {
+    if !matches!(
+        ca.effective_status(timeutil::now_ms()),
+        CaStatus::Actived | CaStatus::Expired
+    ) {
         return Err(ca_status_error(&ca, "export its certificate"));
     }
-    let der = ca.cert_der.clone().ok_or_else(|| ApiError::internal("CA has no certificate"))?;
+    let der = ca
+        .cert_der
+        .clone()
+        .ok_or_else(|| ApiError::internal("CA has no certificate"))?;
     // [unconfirmed] root export: `certificate_chain` is empty (the root is only in
     // `certificate`). A client must take the trust anchor from `certificate` of a root
     // export, or from the last block of a subordinate's chain.
@@ -1273,7 +1376,10 @@ async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext
                 None => 0,
                 Some(n) if (0..=6).contains(&n) => n as u8,
                 Some(_) => {
-                    return Err(ApiError::bad(errors::PCA_BAD_PATH_LENGTH, "Invalid CA path length: must be in [0,6]"));
+                    return Err(ApiError::bad(
+                        errors::PCA_BAD_PATH_LENGTH,
+                        "Invalid CA path length: must be in [0,6]",
+                    ));
                 }
             };
             IssueKind::Intermediate { path_length: pl }
@@ -1290,14 +1396,19 @@ async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext
     let ep = check_enterprise_project(&o)?;
     let window = parse_validity(o.get("validity"), 20, now_dt())?;
 
-    let ca = m.store.get_ca(issuer_id).ok_or_else(|| ApiError::not_found("CA", issuer_id))?;
+    let ca = m
+        .store
+        .get_ca(issuer_id)
+        .ok_or_else(|| ApiError::not_found("CA", issuer_id))?;
     if ca.effective_status(timeutil::now_ms()) != CaStatus::Actived {
         return Err(ca_status_error(&ca, "issue certificates"));
     }
-    let key = ca
-        .key
-        .clone()
-        .ok_or_else(|| ApiError::bad(errors::PCA_CA_STATUS, "The CA's private key is not hosted by PCA; it cannot issue"))?;
+    let key = ca.key.clone().ok_or_else(|| {
+        ApiError::bad(
+            errors::PCA_CA_STATUS,
+            "The CA's private key is not hosted by PCA; it cannot issue",
+        )
+    })?;
     if let IssueKind::Intermediate { path_length } = kind
         && (ca.path_length == 0 || u32::from(path_length) >= ca.path_length)
     {
@@ -1313,7 +1424,10 @@ async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext
     if kind == IssueKind::Entity && m.store.cert_count() >= m.config.cert_quota {
         return Err(ApiError::bad(
             errors::PCA_QUOTA,
-            format!("The private certificate quota ({}) has been used up", m.config.cert_quota),
+            format!(
+                "The private certificate quota ({}) has been used up",
+                m.config.cert_quota
+            ),
         ));
     }
 
@@ -1322,7 +1436,11 @@ async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext
     let (ca2, serial2) = (ca.clone(), serial.clone());
     let (parsed, der) = blocking(move || {
         let parsed = ca::parse_csr(&csr_pem).map_err(csr_error)?;
-        let issuer = IssuerMaterial { dn: &ca2.dn, key_id: &ca2.key_id, key: &key };
+        let issuer = IssuerMaterial {
+            dn: &ca2.dn,
+            key_id: &ca2.key_id,
+            key: &key,
+        };
         let der = ca::issue_from_csr(&parsed, &issuer, kind, window.not_before, window.not_after, &serial2)
             .map_err(pki_error)?;
         Ok((parsed, der))
@@ -1331,7 +1449,10 @@ async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext
 
     let id = uuid::Uuid::new_v4().to_string();
     let now_ms = timeutil::now_ms();
-    let (nb, na) = (timeutil::datetime_to_ms(window.not_before), timeutil::datetime_to_ms(window.not_after));
+    let (nb, na) = (
+        timeutil::datetime_to_ms(window.not_before),
+        timeutil::datetime_to_ms(window.not_after),
+    );
     match kind {
         IssueKind::Entity => {
             m.store.insert_cert_checked(
@@ -1391,21 +1512,25 @@ async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext
     }
     m.stats.record_issued(&parsed.spki_sha256);
 
-    if kind == IssueKind::Entity || matches!(kind, IssueKind::Intermediate { .. }) {
-        if m.faults.take_drop() {
-            return Ok(Reply::Dropped);
-        }
-        if let Some(d) = m.faults.hang() {
-            tokio::time::sleep(d).await;
-        }
+    // Fault injection after a successful issuance: the ambiguous failures.
+    if m.faults.take_drop() {
+        return Ok(Reply::Dropped);
+    }
+    if let Some(d) = m.faults.hang() {
+        tokio::time::sleep(d).await;
     }
     Ok(Reply::Json(json!({"certificate_id": id})))
 }
 
 fn csr_error(e: ca::CsrError) -> ApiError {
     match e {
-        ca::CsrError::UnsupportedKey(_) => ApiError::bad(errors::PCA_BAD_KEY_ALGORITHM, format!("Invalid key algorithm: {e}")),
-        ca::CsrError::BadDn(_) => ApiError::bad(errors::PCA_BAD_DN, format!("Incorrect certificate distinguished name: {e}")),
+        ca::CsrError::UnsupportedKey(_) => {
+            ApiError::bad(errors::PCA_BAD_KEY_ALGORITHM, format!("Invalid key algorithm: {e}"))
+        }
+        ca::CsrError::BadDn(_) => ApiError::bad(
+            errors::PCA_BAD_DN,
+            format!("Incorrect certificate distinguished name: {e}"),
+        ),
         ca::CsrError::BadSan(_) => ApiError::bad(errors::PCA_BAD_SAN_TYPE, format!("Invalid SAN type: {e}")),
         ca::CsrError::Garbage(_) | ca::CsrError::BadSignature => ApiError::param(e.to_string()),
     }
@@ -1439,11 +1564,17 @@ fn export_cert(m: &Arc<Mock>, id: &str, body: &[u8]) -> Result<Reply, ApiError> 
         _ => return Err(ApiError::param("type must be APACHE, NGINX, IIS, TOMCAT or OTHER")),
     }
     opt_boolish(&o, "is_sm_standard")?;
-    let c = m.store.get_cert(id).ok_or_else(|| ApiError::not_found("certificate", id))?;
+    let c = m
+        .store
+        .get_cert(id)
+        .ok_or_else(|| ApiError::not_found("certificate", id))?;
     if c.effective_status(timeutil::now_ms()) != CertStatus::Issued {
         return Err(ApiError::bad(
             errors::PCA_CERT_STATUS,
-            format!("The certificate status is {}; only ISSUED certificates can be exported", c.effective_status(timeutil::now_ms()).as_str()),
+            format!(
+                "The certificate status is {}; only ISSUED certificates can be exported",
+                c.effective_status(timeutil::now_ms()).as_str()
+            ),
         ));
     }
     if compressed {
@@ -1452,7 +1583,10 @@ fn export_cert(m: &Arc<Mock>, id: &str, body: &[u8]) -> Result<Reply, ApiError> 
             "is_compressed=true (zip export) is not supported by ccm-mock-pca; use is_compressed=false",
         ));
     }
-    let der = c.cert_der.clone().ok_or_else(|| ApiError::internal("certificate has no DER"))?;
+    let der = c
+        .cert_der
+        .clone()
+        .ok_or_else(|| ApiError::internal("certificate has no DER"))?;
     let chain = m.store.chain_from(&c.issuer_id)?;
     Ok(Reply::Json(json!({
         "certificate": ca::pem_crlf("CERTIFICATE", &der),
@@ -1475,17 +1609,24 @@ const REVOKE_REASONS: &[&str] = &[
 fn revoke_cert(m: &Arc<Mock>, id: &str, body: &[u8]) -> Result<Reply, ApiError> {
     check_cert_id(id)?;
     // Documented: without a reason the body must be `{}`; an empty body is an error.
-    let o = json_object(body).map_err(|e| ApiError::param(format!("{}; send {{}} to revoke without a reason", e.msg)))?;
+    let o =
+        json_object(body).map_err(|e| ApiError::param(format!("{}; send {{}} to revoke without a reason", e.msg)))?;
     let reason = opt_str(&o, "reason")?.unwrap_or("UNSPECIFIED").to_owned();
     if !REVOKE_REASONS.contains(&reason.as_str()) {
-        return Err(ApiError::param(format!("reason must be one of {}", REVOKE_REASONS.join(", "))));
+        return Err(ApiError::param(format!(
+            "reason must be one of {}",
+            REVOKE_REASONS.join(", ")
+        )));
     }
     let now = timeutil::now_ms();
     m.store.update_cert(id, |c| {
         if c.effective_status(now) != CertStatus::Issued {
             return Err(ApiError::bad(
                 errors::PCA_CERT_STATUS,
-                format!("The certificate status is {}; only ISSUED certificates can be revoked", c.effective_status(now).as_str()),
+                format!(
+                    "The certificate status is {}; only ISSUED certificates can be revoked",
+                    c.effective_status(now).as_str()
+                ),
             ));
         }
         c.status = CertStatus::Revoked;
@@ -1495,7 +1636,6 @@ fn revoke_cert(m: &Arc<Mock>, id: &str, body: &[u8]) -> Result<Reply, ApiError> 
     Ok(Reply::NoContent)
 }
 
-/// Helper used by tests and the seeding code: the `Duration` until `ms`.
-pub fn until_ms(ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(ms - timeutil::now_ms()).unwrap_or(0))
-}
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;

@@ -82,7 +82,9 @@ pub async fn serve(
             let result = match acceptor {
                 Some(acc) => match tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await {
                     Ok(Ok(tls)) => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).into_owned();
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                            .into_owned();
                         watcher.watch(conn).await
                     }
                     Ok(Err(e)) => {
@@ -95,7 +97,9 @@ pub async fn serve(
                     }
                 },
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .into_owned();
                     watcher.watch(conn).await
                 }
             };

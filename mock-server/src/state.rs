@@ -256,7 +256,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("persist_path", &self.persist_path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("persist_path", &self.persist_path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -367,11 +369,7 @@ impl Store {
     }
 
     /// Apply `f` to a CA record; errors leave it unchanged.
-    pub fn update_ca<T>(
-        &self,
-        id: &str,
-        f: impl FnOnce(&mut CaRecord) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+    pub fn update_ca<T>(&self, id: &str, f: impl FnOnce(&mut CaRecord) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let out = {
             let mut g = self.lock();
             let rec = g.cas.get_mut(id).ok_or_else(|| ApiError::not_found("CA", id))?;
@@ -406,8 +404,14 @@ impl Store {
             if out.len() > 16 {
                 return Err(ApiError::internal("CA chain too long or cyclic"));
             }
-            let ca = g.cas.get(&id).ok_or_else(|| ApiError::internal(format!("CA {id} missing from chain")))?;
-            let der = ca.cert_der.clone().ok_or_else(|| ApiError::internal(format!("CA {id} has no certificate")))?;
+            let ca = g
+                .cas
+                .get(&id)
+                .ok_or_else(|| ApiError::internal(format!("CA {id} missing from chain")))?;
+            let der = ca
+                .cert_der
+                .clone()
+                .ok_or_else(|| ApiError::internal(format!("CA {id} has no certificate")))?;
             out.push(der);
             next = ca.issuer_id.clone();
         }
@@ -449,7 +453,10 @@ impl Store {
     ) -> Result<T, ApiError> {
         let out = {
             let mut g = self.lock();
-            let rec = g.certs.get_mut(id).ok_or_else(|| ApiError::not_found("certificate", id))?;
+            let rec = g
+                .certs
+                .get_mut(id)
+                .ok_or_else(|| ApiError::not_found("certificate", id))?;
             let mut copy = CertRecord::clone(rec);
             let out = f(&mut copy)?;
             *rec = Arc::new(copy);

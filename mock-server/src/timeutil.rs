@@ -83,7 +83,14 @@ mod tests {
         let t = parse_sdk_date("20060102T150405Z").unwrap();
         assert_eq!(to_ms(t), 1_136_214_245_000);
         assert_eq!(format_sdk_date(t), "20060102T150405Z");
-        for bad in ["", "20060102T150405", "2006-01-02T15:04:05Z", "20061302T150405Z", "2006010xT150405Z", "20060102T250405Z"] {
+        for bad in [
+            "",
+            "20060102T150405",
+            "2006-01-02T15:04:05Z",
+            "20061302T150405Z",
+            "2006010xT150405Z",
+            "20060102T250405Z",
+        ] {
             assert!(parse_sdk_date(bad).is_none(), "{bad}");
         }
     }

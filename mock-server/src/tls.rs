@@ -27,8 +27,12 @@ pub struct TlsMaterial {
 pub fn generate(extra_sans: &[String]) -> Result<TlsMaterial, TlsError> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name.push(DnType::CommonName, "ccm-mock-pca TLS CA");
-    ca_params.distinguished_name.push(DnType::OrganizationName, "ccm-mock-pca");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ccm-mock-pca TLS CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::OrganizationName, "ccm-mock-pca");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;
@@ -41,7 +45,9 @@ pub fn generate(extra_sans: &[String]) -> Result<TlsMaterial, TlsError> {
     for s in extra_sans {
         match s.parse::<IpAddr>() {
             Ok(ip) => sans.push(SanType::IpAddress(ip)),
-            Err(_) => sans.push(SanType::DnsName(s.as_str().try_into().map_err(|_| TlsError::San(s.clone()))?)),
+            Err(_) => sans.push(SanType::DnsName(
+                s.as_str().try_into().map_err(|_| TlsError::San(s.clone()))?,
+            )),
         }
     }
     let server_key = KeyPair::generate()?;
@@ -64,5 +70,8 @@ pub fn generate(extra_sans: &[String]) -> Result<TlsMaterial, TlsError> {
             rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
         )?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsMaterial { ca_pem: ca_cert.pem(), server_config: Arc::new(cfg) })
+    Ok(TlsMaterial {
+        ca_pem: ca_cert.pem(),
+        server_config: Arc::new(cfg),
+    })
 }
