@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Builds the real control-plane components for ccm-issuer's e2e tests from Go modules:
+#   etcd            e2e-tools/etcd         (go.etcd.io/etcd/server/v3)
+#   kube-apiserver  e2e-tools/kube         (k8s.io/kubernetes/cmd/kube-apiserver, version ldflags)
+#   cm-controller   e2e-tools/certmanager  (our runner over cert-manager's pkg/controller)
+#   helm            e2e-tools/helm         (helm.sh/helm/v3/cmd/helm)
+# and copies cert-manager's CRD YAMLs from the Go module cache.
+#
+# Output goes to a cache directory OUTSIDE the repo, keyed by the component versions and a
+# short hash of our wrapper files (go.mod, go.sum, *.go):
+#   ${CCM_E2E_CACHE:-$HOME/.cache/ccm-issuer/e2e-tools}/<key>/{bin,crds,env}
+# A second run finds everything there and returns within a second or two.
+#
+# Progress goes to stderr; the LAST stdout line is the key directory, so
+#   export CCM_E2E_TOOLS=$(e2e-tools/build.sh)
+# works. Environment: CCM_E2E_CACHE (cache root), CCM_E2E_BUILD_JOBS (go build -p, default 2).
+set -euo pipefail
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
+# Bump when this script's build logic changes in a way that must invalidate old caches.
+BUILD_REVISION=r1
+JOBS=${CCM_E2E_BUILD_JOBS:-2}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+log() { printf '[e2e-tools] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+command -v go >/dev/null || die "go is not on PATH"
+
+# Version of module $2 as required by our wrapper module in directory $1.
+modver() {
+  local v
+  v=$(awk -v m="$2" '($1 == m && $2 ~ /^v/) { print $2; exit } ($1 == "require" && $2 == m) { print $3; exit }' "$here/$1/go.mod")
+  [[ -n "$v" ]] || die "$1/go.mod does not require $2"
+  printf '%s' "$v"
+}
+
+K8S_VERSION=$(modver kube k8s.io/kubernetes)
+ETCD_VERSION=$(modver etcd go.etcd.io/etcd/server/v3)
+CM_VERSION=$(modver certmanager github.com/cert-manager/cert-manager)
+HELM_VERSION=$(modver helm helm.sh/helm/v3)
+
+wrapper_hash=$(cd "$here" && find etcd kube certmanager helm -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print0 |
+  LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-10)
+KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_cm-${CM_VERSION}_helm-${HELM_VERSION}_${BUILD_REVISION}-${wrapper_hash}"
+CACHE_ROOT=${CCM_E2E_CACHE:-$HOME/.cache/ccm-issuer/e2e-tools}
+OUT="$CACHE_ROOT/$KEY"
+BIN="$OUT/bin"
+CRDS="$OUT/crds"
+mkdir -p "$BIN" "$CRDS"
+
+# Serialise concurrent callers (e.g. several test binaries) on the same key.
+exec 9>"$OUT/.lock"
+flock 9
+
+total_start=$SECONDS
+log "cache dir: $OUT"
+log "go: $(go version | cut -d' ' -f3-), -p $JOBS"
+
+# build_component <name> <module dir> <output binary> <go build args...>
+build_component() {
+  local name=$1 dir=$2 out=$3
+  shift 3
+  if [[ -x "$BIN/$out" ]]; then
+    log "$name: cached ($BIN/$out)"
+    return
+  fi
+  local start=$SECONDS
+  log "$name: building ..."
+  (cd "$here/$dir" && go build -p "$JOBS" -o "$BIN/.$out.tmp" "$@") ||
+    die "$name: go build failed"
+  mv -f "$BIN/.$out.tmp" "$BIN/$out"
+  log "$name: built in $((SECONDS - start))s ($(du -h "$BIN/$out" | cut -f1))"
+}
+
+# --- etcd --------------------------------------------------------------------------------
+build_component "etcd ${ETCD_VERSION}" etcd etcd \
+  -ldflags "-s -w" go.etcd.io/etcd/server/v3
+
+# --- kube-apiserver ----------------------------------------------------------------------
+# Same -X variables as kubernetes' hack/lib/version.sh, so /version reports $K8S_VERSION.
+k8s_minor=$(cut -d. -f2 <<<"${K8S_VERSION#v}")
+k8s_build_date=$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" 2>/dev/null |
+  sed -n 's/^[[:space:]]*"Info": "\(.*\)",$/\1/p' | xargs -r cat 2>/dev/null |
+  sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' || true)
+k8s_build_date=${k8s_build_date:-1970-01-01T00:00:00Z}
+kube_ldflags="-s -w
+ -X k8s.io/component-base/version.gitVersion=${K8S_VERSION}
+ -X k8s.io/component-base/version.gitMajor=1
+ -X k8s.io/component-base/version.gitMinor=${k8s_minor}
+ -X k8s.io/component-base/version.gitTreeState=clean
+ -X k8s.io/component-base/version.buildDate=${k8s_build_date}
+ -X k8s.io/client-go/pkg/version.gitVersion=${K8S_VERSION}
+ -X k8s.io/client-go/pkg/version.gitMajor=1
+ -X k8s.io/client-go/pkg/version.gitMinor=${k8s_minor}"
+build_component "kube-apiserver ${K8S_VERSION}" kube kube-apiserver \
+  -ldflags "$(tr '\n' ' ' <<<"$kube_ldflags")" k8s.io/kubernetes/cmd/kube-apiserver
+
+# --- cert-manager runner -----------------------------------------------------------------
+build_component "cm-controller (cert-manager ${CM_VERSION})" certmanager cm-controller \
+  -ldflags "-s -w" .
+
+# --- helm --------------------------------------------------------------------------------
+# Same -X variables as helm's Makefile (version + the k8s version its lint/capabilities use).
+helm_k8s=$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$here/helm/go.mod")
+helm_k8s_minor=$(cut -d. -f2 <<<"${helm_k8s#v}")
+helm_ldflags="-s -w
+ -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}
+ -X helm.sh/helm/v3/internal/version.gitTreeState=clean
+ -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1
+ -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${helm_k8s_minor}
+ -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1
+ -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${helm_k8s_minor}"
+build_component "helm ${HELM_VERSION}" helm helm \
+  -ldflags "$(tr '\n' ' ' <<<"$helm_ldflags")" helm.sh/helm/v3/cmd/helm
+
+# --- cert-manager CRDs (read from the module cache, never committed) ---------------------
+if compgen -G "$CRDS/*.yaml" >/dev/null; then
+  log "cert-manager CRDs: cached ($CRDS)"
+else
+  start=$SECONDS
+  cm_dir=$(go mod download -json "github.com/cert-manager/cert-manager@${CM_VERSION}" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d "$cm_dir/deploy/crds" ]] || die "cert-manager ${CM_VERSION}: deploy/crds not found in module cache"
+  tmp=$(mktemp -d "$OUT/.crds.XXXXXX")
+  chmod 755 "$tmp"
+  cp "$cm_dir"/deploy/crds/*.yaml "$tmp/"
+  chmod u+w "$tmp"/*.yaml
+  rmdir "$CRDS" && mv "$tmp" "$CRDS"
+  log "cert-manager CRDs: $(ls "$CRDS" | wc -l) files copied in $((SECONDS - start))s"
+fi
+
+cat >"$OUT/env.tmp" <<EOF
+CCM_E2E_TOOLS=$OUT
+CCM_E2E_K8S_VERSION=$K8S_VERSION
+CCM_E2E_ETCD_VERSION=$ETCD_VERSION
+CCM_E2E_CERT_MANAGER_VERSION=$CM_VERSION
+CCM_E2E_HELM_VERSION=$HELM_VERSION
+EOF
+mv -f "$OUT/env.tmp" "$OUT/env"
+
+log "done in $((SECONDS - total_start))s"
+printf '%s\n' "$OUT"

@@ -1,0 +1,154 @@
+//! Locating the binaries built by `e2e-tools/build.sh`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Environment variable naming the tools key directory (what `e2e-tools/build.sh` prints).
+pub const TOOLS_ENV: &str = "CCM_E2E_TOOLS";
+
+/// The self-built control-plane binaries and cert-manager's CRDs.
+///
+/// Layout of the key directory (outside the repository):
+/// `bin/{etcd,kube-apiserver,cm-controller,helm}`, `crds/*.yaml`, `env`.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// The key directory, e.g. `~/.cache/ccm-issuer/e2e-tools/k8s-v1.34.4_…`.
+    pub root: PathBuf,
+    /// Directory holding the binaries.
+    pub bin_dir: PathBuf,
+    /// Directory holding cert-manager's CRD YAML files (copied from the Go module cache).
+    pub cert_manager_crds_dir: PathBuf,
+    /// Versions recorded by build.sh in `<root>/env` (`CCM_E2E_K8S_VERSION`, …); may be empty.
+    pub versions: BTreeMap<String, String>,
+}
+
+impl Tools {
+    /// Uses `$CCM_E2E_TOOLS` if set; otherwise runs `e2e-tools/build.sh` from the workspace root
+    /// (a no-op taking about a second when the binaries are cached, a long cold build
+    /// otherwise; its progress goes to stderr).
+    pub fn discover() -> Result<Tools> {
+        match std::env::var_os(TOOLS_ENV) {
+            Some(dir) if !dir.is_empty() => {
+                Tools::from_dir(Path::new(&dir)).with_context(|| format!("{TOOLS_ENV}={}", Path::new(&dir).display()))
+            }
+            _ => {
+                let dir = run_build_script()?;
+                Tools::from_dir(&dir)
+            }
+        }
+    }
+
+    /// Uses an explicit key directory.
+    pub fn from_dir(root: &Path) -> Result<Tools> {
+        let tools = Tools {
+            root: root.to_path_buf(),
+            bin_dir: root.join("bin"),
+            cert_manager_crds_dir: root.join("crds"),
+            versions: read_env_file(&root.join("env")),
+        };
+        for bin in [
+            tools.etcd(),
+            tools.kube_apiserver(),
+            tools.cert_manager_runner(),
+            tools.helm(),
+        ] {
+            if !bin.is_file() {
+                bail!(
+                    "missing {} (run e2e-tools/build.sh to build the e2e tools)",
+                    bin.display()
+                );
+            }
+        }
+        if tools.cert_manager_crd_files()?.is_empty() {
+            bail!("no CRD files in {}", tools.cert_manager_crds_dir.display());
+        }
+        Ok(tools)
+    }
+
+    /// Path of the `etcd` binary.
+    pub fn etcd(&self) -> PathBuf {
+        self.bin_dir.join("etcd")
+    }
+
+    /// Path of the `kube-apiserver` binary.
+    pub fn kube_apiserver(&self) -> PathBuf {
+        self.bin_dir.join("kube-apiserver")
+    }
+
+    /// Path of our cert-manager controller runner (`cm-controller`).
+    pub fn cert_manager_runner(&self) -> PathBuf {
+        self.bin_dir.join("cm-controller")
+    }
+
+    /// Path of the `helm` (v3) binary.
+    pub fn helm(&self) -> PathBuf {
+        self.bin_dir.join("helm")
+    }
+
+    /// The Kubernetes version the apiserver was built as (e.g. `v1.34.4`), if recorded.
+    pub fn k8s_version(&self) -> Option<&str> {
+        self.versions.get("CCM_E2E_K8S_VERSION").map(String::as_str)
+    }
+
+    /// cert-manager's CRD files, sorted.
+    pub fn cert_manager_crd_files(&self) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        let dir = &self.cert_manager_crds_dir;
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+fn read_env_file(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// `<workspace>/e2e-tools/build.sh`, found relative to this crate's manifest directory.
+pub fn build_script_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("e2e-tools")
+        .join("build.sh")
+}
+
+fn run_build_script() -> Result<PathBuf> {
+    let script = build_script_path();
+    if !script.is_file() {
+        bail!("{TOOLS_ENV} is not set and {} does not exist", script.display());
+    }
+    eprintln!(
+        "[ccm-e2e] {TOOLS_ENV} not set; running {} (a cold build takes many minutes)",
+        script.display()
+    );
+    let out = Command::new("bash")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", script.display(), out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .with_context(|| format!("{} printed no directory", script.display()))?;
+    Ok(PathBuf::from(dir))
+}
