@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use ccm_e2e::{ControlPlane, ControlPlaneOptions};
-use k8s_openapi::api::core::v1::Secret;
+use ccm_e2e::{ControlPlane, ControlPlaneOptions, Signal, StaticToken};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ApiResource, DynamicObject};
 use libtest_mimic::{Arguments, Failed, Trial};
 use tokio::runtime::Runtime;
@@ -19,6 +19,8 @@ use tokio::runtime::Runtime;
 struct Ctx {
     rt: Runtime,
     cp: ControlPlane,
+    /// A static token without any RBAC binding.
+    nobody: StaticToken,
 }
 
 fn main() -> ExitCode {
@@ -42,8 +44,13 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
+    let nobody = StaticToken::random("e2e-nobody", &["e2e-group"]);
+    let opts = ControlPlaneOptions {
+        tokens: vec![nobody.clone()],
+        ..ControlPlaneOptions::default()
+    };
     // On failure `start` has already printed the component logs and stopped everything.
-    let cp = match rt.block_on(ControlPlane::start(ControlPlaneOptions::default())) {
+    let cp = match rt.block_on(ControlPlane::start(opts)) {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("smoke: control plane setup failed: {e:#}");
@@ -55,7 +62,7 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
 
-    let ctx = Arc::new(Ctx { rt, cp });
+    let ctx = Arc::new(Ctx { rt, cp, nobody });
     let conclusion = libtest_mimic::run(&args, trials(Some(&ctx)));
 
     // Idempotent: a no-op when the teardown test already ran.
@@ -88,8 +95,14 @@ fn trials(ctx: Option<&Arc<Ctx>>) -> Vec<Trial> {
         trial("apiserver_reports_version", ctx, |c| {
             c.rt.block_on(apiserver_reports_version(&c.cp))
         }),
+        trial("static_token_is_subject_to_rbac", ctx, |c| {
+            c.rt.block_on(static_token_is_subject_to_rbac(&c.cp, &c.nobody))
+        }),
         trial("cert_manager_ca_issuer_issues_leaf", ctx, |c| {
             c.rt.block_on(cert_manager_ca_issuer_issues_leaf(&c.cp))
+        }),
+        trial("spawned_process_lifecycle", ctx, |c| {
+            c.rt.block_on(spawned_process_lifecycle(&c.cp))
         }),
         trial("teardown_leaves_no_process_or_port", ctx, |c| {
             c.rt.block_on(teardown_leaves_no_process_or_port(&c.cp))
@@ -106,6 +119,19 @@ async fn apiserver_reports_version(cp: &ControlPlane) -> Result<()> {
     if info.major != "1" || info.minor != "34" {
         bail!("apiserver reports major={} minor={}", info.major, info.minor);
     }
+    Ok(())
+}
+
+async fn static_token_is_subject_to_rbac(cp: &ControlPlane, nobody: &StaticToken) -> Result<()> {
+    let client = cp.client_for_token("nobody", &nobody.token).await?;
+    let api: Api<Namespace> = Api::all(client);
+    match api.get("default").await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => bail!("expected 403 Forbidden for an unbound user, got {other:?}"),
+    }
+    // The admin token works.
+    let admin: Api<Namespace> = Api::all(cp.client().await?);
+    admin.get("default").await?;
     Ok(())
 }
 
@@ -211,10 +237,40 @@ spec:
     Ok(())
 }
 
+async fn spawned_process_lifecycle(cp: &ControlPlane) -> Result<()> {
+    // Prints a URL first (like our binaries do), then runs until signalled.
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", "echo http://127.0.0.1:12345; echo to-stderr >&2; exec sleep 600"]);
+    let p = cp.spawn("sleeper", cmd)?;
+    let line = p.first_stdout_line(Duration::from_secs(10)).await?;
+    if line != "http://127.0.0.1:12345" {
+        bail!("unexpected first stdout line {line:?}");
+    }
+    if !p.is_running() {
+        bail!("sleeper is not running");
+    }
+    p.signal(Signal::Term)?;
+    let status = tokio::time::timeout(Duration::from_secs(10), p.wait()).await??;
+    if status.success() {
+        bail!("sleeper exited successfully after SIGTERM?");
+    }
+    if !cp.logs(20).contains("to-stderr") {
+        bail!("stderr of the spawned process is not in the log dump");
+    }
+
+    // This one is left running on purpose: teardown must stop it.
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", "exec sleep 600"]);
+    cp.spawn("left-running", cmd)?;
+    Ok(())
+}
+
 async fn teardown_leaves_no_process_or_port(cp: &ControlPlane) -> Result<()> {
     let pids = cp.child_pids();
-    if pids.len() < 3 {
-        bail!("expected etcd, kube-apiserver and cert-manager, got {pids:?}");
+    for name in ["etcd", "kube-apiserver", "cert-manager"] {
+        if !pids.iter().any(|(n, _)| n == name) {
+            bail!("no {name} among the children {pids:?}");
+        }
     }
     let api_addr = cp.api_addr();
     let etcd_url = cp.etcd_url();
