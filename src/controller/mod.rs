@@ -7,7 +7,11 @@ pub mod credentials;
 pub mod issuance;
 pub mod issuer;
 pub mod runtime;
+#[cfg(test)]
+mod scenarios;
 pub mod secret_watch;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::{
     collections::HashMap,
