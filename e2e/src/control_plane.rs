@@ -416,6 +416,10 @@ impl ControlPlane {
     /// `<workdir>/logs/<name>.stderr.log`. The process is stopped at teardown (before the
     /// apiserver) and its logs are part of [`ControlPlane::dump_logs`]. `name` must be unique
     /// and usable as a file name.
+    ///
+    /// The process runs in its own process group, which teardown and
+    /// [`ManagedProcess::signal`] address. `PR_SET_PDEATHSIG` only covers the direct child,
+    /// so prefer `exec` in shell wrappers.
     pub fn spawn(&self, name: &str, cmd: Command) -> Result<ManagedProcess> {
         if name.is_empty() || name.contains(['/', '\0']) {
             bail!("invalid process name {name:?}");

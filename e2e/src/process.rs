@@ -171,6 +171,10 @@ impl ProcessInner {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr_file));
+        // Own process group (pgid = pid): signals reach helpers the child forks (e.g. a shell
+        // wrapper), and a terminal's Ctrl-C reaches only the test process, whose death then
+        // takes the children down through PDEATHSIG.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let program = cmd.get_program().to_string_lossy().into_owned();
         let mut child = spawner
             .spawn(cmd)
@@ -233,18 +237,32 @@ impl ProcessInner {
         if self.try_wait()?.is_some() {
             bail!("{} (pid {}) has already exited", self.name, self.pid);
         }
-        let pid = rustix::process::Pid::from_raw(self.pid as i32).ok_or_else(|| anyhow!("invalid pid {}", self.pid))?;
-        rustix::process::kill_process(pid, sig.to_rustix())
+        self.signal_group(sig)
             .with_context(|| format!("sending {sig:?} to {} (pid {})", self.name, self.pid))
+    }
+
+    /// Signals the child's process group (whose id is the child's pid), falling back to the
+    /// pid alone if the group is gone.
+    fn signal_group(&self, sig: Signal) -> std::io::Result<()> {
+        let pid = rustix::process::Pid::from_raw(self.pid as i32)
+            .ok_or_else(|| std::io::Error::other(format!("invalid pid {}", self.pid)))?;
+        rustix::process::kill_process_group(pid, sig.to_rustix())
+            .or_else(|_| rustix::process::kill_process(pid, sig.to_rustix()))
+            .map_err(Into::into)
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL and reap. Never fails; returns the status if known.
     pub(crate) fn terminate_blocking(&self, grace: Duration) -> Option<ExitStatus> {
-        if let Ok(Some(s)) = self.try_wait() {
-            return Some(s);
-        }
-        let _ = self.signal(Signal::Term);
-        self.wait_blocking(grace).or_else(|| self.kill_blocking())
+        let status = match self.try_wait() {
+            Ok(Some(s)) => Some(s),
+            _ => {
+                let _ = self.signal(Signal::Term);
+                self.wait_blocking(grace).or_else(|| self.kill_blocking())
+            }
+        };
+        // Leftover helpers in the child's process group (normally none).
+        let _ = self.signal_group(Signal::Kill);
+        status
     }
 
     fn wait_blocking(&self, timeout: Duration) -> Option<ExitStatus> {
@@ -267,6 +285,7 @@ impl ProcessInner {
         let mut status = lock(&self.status);
         if status.is_none() {
             let mut child = lock(&self.child);
+            let _ = self.signal_group(Signal::Kill);
             let _ = child.kill();
             *status = child.wait().ok();
         }
@@ -277,7 +296,11 @@ impl ProcessInner {
     pub(crate) fn log_tail(&self, n: usize) -> String {
         let mut out = String::new();
         for (what, path) in [("stderr", &self.stderr_log), ("stdout", &self.stdout_log)] {
-            let tail = tail_lines(path, n);
+            let tail = match tail_lines(path, n) {
+                Some(t) => t,
+                None if what == "stderr" => "(log file gone: work dir already removed)".to_owned(),
+                None => continue,
+            };
             if what == "stdout" && tail.is_empty() {
                 continue;
             }
@@ -295,11 +318,9 @@ impl ProcessInner {
     }
 }
 
-fn tail_lines(path: &Path, n: usize) -> String {
+fn tail_lines(path: &Path, n: usize) -> Option<String> {
     let mut bytes = Vec::new();
-    if File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).is_err() {
-        return String::new();
-    }
+    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).ok()?;
     let text = String::from_utf8_lossy(&bytes);
     let mut lines: VecDeque<&str> = VecDeque::with_capacity(n + 1);
     for l in text.lines() {
@@ -308,7 +329,7 @@ fn tail_lines(path: &Path, n: usize) -> String {
         }
         lines.push_back(l);
     }
-    lines.into_iter().collect::<Vec<_>>().join("\n")
+    Some(lines.into_iter().collect::<Vec<_>>().join("\n"))
 }
 
 /// A child process started through [`ControlPlane::spawn`](crate::ControlPlane::spawn) (or one
@@ -377,9 +398,9 @@ impl ManagedProcess {
                 if state.eof {
                     let status = self.inner.wait_blocking(Duration::from_millis(500));
                     bail!(
-                        "{} closed stdout without the expected line (exit status: {}):\n{}",
+                        "{} closed stdout without the expected line ({}):\n{}",
                         self.inner.name,
-                        status.map_or_else(|| "still running".to_owned(), |s| s.to_string()),
+                        status.map_or_else(|| "still running".to_owned(), |s| format!("{s}")),
                         self.inner.log_tail(40)
                     );
                 }
@@ -395,7 +416,8 @@ impl ManagedProcess {
         }
     }
 
-    /// Sends a signal. Fails if the process has already exited (and been reaped).
+    /// Sends a signal to the process (to its process group: every child runs in its own group,
+    /// so helpers it forked get the signal too). Fails if the process has already exited.
     pub fn signal(&self, sig: Signal) -> Result<()> {
         self.inner.signal(sig)
     }

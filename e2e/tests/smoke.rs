@@ -258,11 +258,50 @@ async fn spawned_process_lifecycle(cp: &ControlPlane) -> Result<()> {
         bail!("stderr of the spawned process is not in the log dump");
     }
 
-    // This one is left running on purpose: teardown must stop it.
+    // Left running on purpose, with a grandchild (no `exec`): teardown must stop both.
     let mut cmd = std::process::Command::new("/bin/sh");
-    cmd.args(["-c", "exec sleep 600"]);
-    cp.spawn("left-running", cmd)?;
+    cmd.args(["-c", "sleep 600; echo done"]);
+    let p = cp.spawn("left-running", cmd)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while group_members(p.pid()).len() < 2 {
+        if Instant::now() >= deadline {
+            bail!("left-running did not fork its sleep");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
+}
+
+/// Whether `pid` exists and is not a zombie. (A killed grandchild is reparented and stays a
+/// zombie until init reaps it; it is dead all the same.)
+fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().next().map(|state| state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// Pids of all processes whose process group is `pgid` (from /proc/<pid>/stat).
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // Fields after the command name "(...)": state ppid pgrp ...
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
 }
 
 async fn teardown_leaves_no_process_or_port(cp: &ControlPlane) -> Result<()> {
@@ -278,10 +317,17 @@ async fn teardown_leaves_no_process_or_port(cp: &ControlPlane) -> Result<()> {
         bail!("apiserver port {api_addr} is not open before teardown");
     }
     let workdir = cp.workdir().to_path_buf();
+    let group_pids: Vec<u32> = pids.iter().flat_map(|(_, p)| group_members(*p)).collect();
 
     cp.shutdown().await?;
 
+    for pid in &group_pids {
+        if is_alive(*pid) {
+            bail!("pid {pid} (in a child's process group) is still alive after teardown");
+        }
+    }
     for (name, pid) in &pids {
+        // Direct children are reaped by the harness, so they must be gone entirely.
         if std::path::Path::new(&format!("/proc/{pid}")).exists() {
             bail!("{name} (pid {pid}) still exists after teardown");
         }
