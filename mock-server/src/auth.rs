@@ -242,7 +242,9 @@ impl Verifier {
 
         let domain_id = if require_domain {
             let value = header_str(req.headers, "x-domain-id").ok_or(AuthError::DomainIdMissing)?;
-            // Stricter than possibly necessary: both official SDKs sign X-Domain-Id, so a
+            // [unconfirmed] whether the gateway hard-requires X-Domain-Id for CCM (docs say
+            // global services need it) and whether it must be signed. We require both —
+            // stricter than possibly necessary: both official SDKs sign X-Domain-Id, so a
             // client that sends it unsigned is one we want to catch here.
             if !parsed.signed_headers.contains(&"x-domain-id") {
                 return Err(AuthError::DomainIdNotSigned);
@@ -288,6 +290,8 @@ impl Verifier {
             Err(p) => p.into_inner(),
         };
         let st = map.entry(ak.to_owned()).or_default();
+        // [unconfirmed] "more than 5 consecutive failures" — we lock on the 5th failure, so
+        // the 6th request is refused even if correctly signed (the stricter reading).
         st.consecutive += 1;
         if st.consecutive >= LOCKOUT_THRESHOLD {
             st.locked_until = Some(now + LOCKOUT_DURATION);
@@ -385,6 +389,9 @@ fn check_signature(
         Ok(d) => d,
         Err(e) => e.duration(),
     };
+    // [unconfirmed] the exact code for X-Sdk-Date skew with IAM AK/SK (APIGW.0303 is the
+    // documented app-auth example); we answer 401 APIGW.0301 like every other IAM
+    // authentication failure — non-retryable for a client, the safe reading.
     if skew > MAX_CLOCK_SKEW {
         return Err(AuthError::DateOutOfRange);
     }
@@ -415,8 +422,8 @@ fn check_signature(
                 return Err(AuthError::SecurityTokenMismatch);
             }
         }
-        // A permanent AK with a security token is an error at the real gateway too
-        // (the token would be decrypted and bound to a different AK).
+        // [unconfirmed] a permanent AK with a security token: rejected (the gateway
+        // decrypts the token and binds it to a temporary AK, so it cannot match).
         (None, Some(_)) => return Err(AuthError::SecurityTokenUnexpected),
         (None, None) => {}
     }

@@ -403,7 +403,8 @@ fn x509_name_to_rcgen(name: &X509Name<'_>) -> Result<DistinguishedName, String> 
     use x509_parser::der_parser::asn1_rs::Tag;
     let mut dn = DistinguishedName::new();
     for rdn in name.iter() {
-        // Multi-valued RDNs are flattened; a repeated attribute type keeps its last value
+        // [unconfirmed] how PCA treats unusual subjects. Multi-valued RDNs are flattened; a
+        // repeated attribute type keeps its last value
         // (rcgen's model) — PCA itself only models one value per DN field.
         for attr in rdn.iter() {
             let oid: Vec<u64> = attr.attr_type().iter().ok_or("unsupported attribute OID")?.collect();
@@ -457,6 +458,8 @@ pub fn parse_csr(pem_str: &str) -> Result<ParsedCsr, CsrError> {
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
 
+    // [unconfirmed] exact behaviour for CSRs with unsupported keys: refused with 400
+    // PCA.00020102, the documented "invalid key algorithm" code (RSA2048/4096, EC256/384).
     let key_algorithm = classify_key(spki)?;
     csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
 
@@ -720,6 +723,8 @@ pub fn issue_from_csr(
     p.extended_key_usages = csr.ekus.clone();
     match kind {
         IssueKind::Entity => {
+            // [unconfirmed] basicConstraints is set by the service: CA:FALSE for ENTITY_CERT
+            // whatever the CSR asks for (a CSR cannot make itself a CA).
             // Documented default for ENTITY_CERT; the CSR's keyUsage takes precedence.
             // (§9.10: whether the default also applies to RSA keys is unconfirmed; we apply
             // the documented default regardless of key type.)

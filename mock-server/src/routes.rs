@@ -399,6 +399,7 @@ async fn handle(
             })?;
             Ok(Reply::NoContent)
         }
+        // [unconfirmed] status code for restore: 204 like the other CA actions.
         Op::RestoreCertificateAuthority(id) => {
             check_ca_id(&id)?;
             m.store.update_ca(&id, |ca| {
@@ -629,6 +630,8 @@ pub fn parse_validity(v: Option<&Value>, max_years: i64, now: time::OffsetDateTi
     if value < 1 {
         return Err(bad("value must be at least 1"));
     }
+    // [unconfirmed] numeric maximum per unit; "converted to years" is read per unit so that
+    // e.g. MONTH 240 (= 20 years) is accepted.
     let limit = match ty {
         "YEAR" => max_years,
         "MONTH" => max_years * 12,
@@ -849,8 +852,8 @@ fn parse_list_query(query: &str, sort_keys: &[&str], allow_type: bool) -> Result
                     _ => return Err(ApiError::param("sort_dir must be ASC or DESC")),
                 }
             }
-            // Unknown query parameters are ignored, as the real service does for e.g.
-            // enterprise_project_id filters the mock does not model.
+            // [unconfirmed] unknown query parameters are ignored (e.g. enterprise_project_id
+            // filters the mock does not model).
             _ => {}
         }
     }
@@ -961,8 +964,9 @@ fn check_parent_for_sub_ca(parent: &CaRecord, path_length: u32, window: &Window)
             "The issuing CA's private key is not hosted by PCA",
         ));
     }
-    // The issuing CA's path_length bounds the new CA's: a CA with path_length 0 cannot
-    // issue CAs, and the requested value must be smaller than the parent's.
+    // [unconfirmed] exact enforcement. The issuing CA's path_length bounds the new CA's:
+    // a CA with path_length 0 cannot issue CAs, and the requested value must be smaller
+    // than the parent's (what RFC 5280 path validation would demand anyway).
     if parent.path_length == 0 || path_length >= parent.path_length {
         return Err(ApiError::bad(
             errors::PCA_BAD_PATH_LENGTH,
@@ -1299,6 +1303,7 @@ async fn activate_ca(m: &Arc<Mock>, id: &str, body: &[u8]) -> Result<Reply, ApiE
 
 fn delete_ca(m: &Arc<Mock>, id: &str, query: &str) -> Result<Reply, ApiError> {
     check_ca_id(id)?;
+    // [unconfirmed] pending_days default when absent: 7 (the minimum of 7..30).
     let mut pending_days: i64 = 7;
     for pair in query.split('&').filter(|s| !s.is_empty()) {
         if let Some(("pending_days", v)) = pair.split_once('=') {
@@ -1409,6 +1414,7 @@ async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &crate::auth::AuthContext
             "The CA's private key is not hosted by PCA; it cannot issue",
         )
     })?;
+    // [unconfirmed] same path-length rule as for CA creation (see check_parent_for_sub_ca).
     if let IssueKind::Intermediate { path_length } = kind
         && (ca.path_length == 0 || u32::from(path_length) >= ca.path_length)
     {

@@ -1439,3 +1439,25 @@ async fn drop_after_issue_closes_the_socket_without_response() {
     tx.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn mock_controls_refuse_non_loopback_peers() {
+    let h = Harness::new();
+    let mut req = axum::http::Request::builder()
+        .uri("/_mock/stats")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(crate::PeerAddr("192.0.2.10:5555".parse().unwrap()));
+    let r = h.send(req).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.json["error"].is_string());
+    for peer in ["127.0.0.1:5555", "[::1]:5555", "[::ffff:127.0.0.1]:5555"] {
+        let mut req = axum::http::Request::builder()
+            .uri("/_mock/health")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        req.extensions_mut().insert(crate::PeerAddr(peer.parse().unwrap()));
+        assert_eq!(h.send(req).await.status, StatusCode::OK, "{peer}");
+    }
+}
