@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod ca;
 pub mod config;
+pub mod embedded;
 pub mod errors;
 pub mod faults;
 pub mod routes;

@@ -12,7 +12,7 @@ use std::{
 use http::{Method, Request, Response};
 use kube::{Client, client::Body, runtime::reflector};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{Config, Context, IssuerStores, IssuerTriggers};
 use crate::{crd::CCMClusterIssuer, metrics::Metrics};
@@ -281,15 +281,6 @@ fn apply_status(object: &mut Value, applied: &Value) {
     }
 }
 
-/// A mock PCA running in this process on 127.0.0.1:0.
-pub struct MockPca {
-    /// Base URL.
-    pub url: String,
-    /// Its state, for stats and faults.
-    pub mock: Arc<ccm_mock_pca::Mock>,
-    stop: Option<oneshot::Sender<()>>,
-}
-
 /// Test credentials of the mock.
 pub const AK: &str = "UNITTESTAK0000000001";
 /// Test secret key.
@@ -299,61 +290,42 @@ pub const DOMAIN: &str = "0123456789abcdef0123456789abcdef";
 /// The seeded sub-CA.
 pub const CA_ID: &str = "4bd1b320-e162-419f-8add-dfcc046197c7";
 
-impl MockPca {
-    /// Starts a mock with one EC256 CA pair (sub-CA `CA_ID`, path length 1).
-    pub async fn start() -> Self {
-        crate::install_crypto_provider();
-        let cfg = ccm_mock_pca::MockConfig {
-            credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().expect("credential")],
-            ..Default::default()
-        };
-        let mock = ccm_mock_pca::Mock::new(cfg, ccm_mock_pca::state::Store::in_memory());
-        mock.seed_ca(CA_ID, ccm_mock_pca::ca::KeyAlgorithm::Ec256, 1)
-            .expect("seed CA");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let app = ccm_mock_pca::app(mock.clone());
-        tokio::spawn(async move {
-            let _ = ccm_mock_pca::serve(listener, app, None, async {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        Self {
-            url: ccm_mock_pca::base_url(addr, false),
-            mock,
-            stop: Some(stop),
-        }
-    }
+/// The embedded mock PCA (plain HTTP on 127.0.0.1:0) with one EC256 CA pair, sub-CA `CA_ID`
+/// with path length 1.
+pub struct MockPca(ccm_mock_pca::embedded::Embedded);
 
-    /// The mock's `/_mock/stats` document.
-    pub async fn stats(&self) -> Value {
-        reqwest::get(format!("{}/_mock/stats", self.url))
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("json")
-    }
-
-    /// Sets fault injection (`/_mock/faults` body).
-    pub async fn faults(&self, faults: Value) {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/_mock/faults", self.url))
-            .json(&faults)
-            .send()
-            .await
-            .expect("faults");
-        assert!(resp.status().is_success(), "faults: {}", resp.status());
+impl std::ops::Deref for MockPca {
+    type Target = ccm_mock_pca::embedded::Embedded;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
-impl Drop for MockPca {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+impl MockPca {
+    /// Starts it.
+    pub async fn start() -> Self {
+        crate::install_crypto_provider();
+        let options = ccm_mock_pca::embedded::EmbeddedOptions {
+            credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().expect("credential")],
+            cas: vec![(CA_ID.to_owned(), ccm_mock_pca::ca::KeyAlgorithm::Ec256, 1)],
+            ..Default::default()
+        };
+        Self(
+            ccm_mock_pca::embedded::Embedded::start(options)
+                .await
+                .expect("mock PCA"),
+        )
+    }
+
+    /// The `/_mock/stats` document.
+    pub async fn stats(&self) -> Value {
+        serde_json::to_value(self.0.stats()).expect("stats")
+    }
+
+    /// Sets fault injection (a `/_mock/faults` body).
+    pub async fn faults(&self, faults: Value) {
+        let plan = serde_json::from_value(faults).expect("fault plan");
+        self.0.set_faults(plan).expect("valid fault plan");
     }
 }
 

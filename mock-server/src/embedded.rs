@@ -1,0 +1,114 @@
+//! The mock inside another process's tokio runtime, for tests and benchmarks: bound to
+//! 127.0.0.1:0, optionally with TLS, stopped when dropped.
+
+use std::sync::Arc;
+
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use crate::{
+    Mock, MockConfig, auth::Credential, ca::KeyAlgorithm, faults::FaultPlan, state::Store, stats::StatsSnapshot,
+};
+
+/// What to start.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedOptions {
+    /// Accepted credentials.
+    pub credentials: Vec<Credential>,
+    /// Sub-CA ids to seed, each with its own root: `(id, key algorithm, path length)`.
+    pub cas: Vec<(String, KeyAlgorithm, u32)>,
+    /// Serve HTTPS with a fresh self-signed CA.
+    pub tls: bool,
+    /// Answer 429 above this many requests per second.
+    pub max_tps: Option<u64>,
+    /// Certificate quota (default 100000).
+    pub cert_quota: Option<u64>,
+}
+
+/// A running embedded mock.
+pub struct Embedded {
+    /// Base URL, e.g. `https://127.0.0.1:41234`.
+    pub url: String,
+    /// PEM of the TLS CA when `tls` was requested.
+    pub tls_ca_pem: Option<String>,
+    /// The mock's state.
+    pub mock: Arc<Mock>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Embedded {
+    /// Seeds the CAs (blocking key generation off the async workers) and starts serving.
+    pub async fn start(options: EmbeddedOptions) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut config = MockConfig {
+            credentials: options.credentials,
+            max_tps: options.max_tps,
+            ..MockConfig::default()
+        };
+        if let Some(q) = options.cert_quota {
+            config.cert_quota = q;
+        }
+        let mock = Mock::new(config, Store::in_memory());
+        {
+            let (mock, cas) = (mock.clone(), options.cas.clone());
+            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                for (id, alg, path_length) in &cas {
+                    mock.seed_ca(id, *alg, *path_length)?;
+                }
+                Ok(())
+            })
+            .await??;
+        }
+        let (tls, tls_ca_pem) = if options.tls {
+            let material = crate::tls::generate(&[])?;
+            (Some(material.server_config), Some(material.ca_pem))
+        } else {
+            (None, None)
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = crate::base_url(listener.local_addr()?, tls.is_some());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = crate::app(mock.clone());
+        let task = tokio::spawn(async move {
+            let _ = crate::serve(listener, app, tls, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Ok(Self {
+            url,
+            tls_ca_pem,
+            mock,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Counters, as `/_mock/stats` reports them.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.mock.stats.snapshot()
+    }
+
+    /// Replaces the fault plan, as `POST /_mock/faults` does.
+    pub fn set_faults(&self, plan: FaultPlan) -> Result<(), String> {
+        self.mock.faults.set(plan)
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
