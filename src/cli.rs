@@ -52,6 +52,26 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_go_duration(s)
 }
 
+fn region_endpoint_arg(s: &str) -> Result<(String, url::Url), String> {
+    let (region, url) = s.split_once('=').ok_or("expected REGION=URL")?;
+    let url = parse_endpoint(url).map_err(|e| e.to_string())?;
+    Ok((region.trim().to_owned(), url))
+}
+
+/// `HUAWEICLOUD_SDK_REGION_CCM_AP_SOUTHEAST_3=https://host[,https://host2]` → (`ap-southeast-3`, first URL).
+fn sdk_region_endpoints() -> Vec<(String, url::Url)> {
+    std::env::vars()
+        .filter_map(|(k, v)| {
+            let region = k
+                .strip_prefix("HUAWEICLOUD_SDK_REGION_CCM_")?
+                .to_lowercase()
+                .replace('_', "-");
+            let first = v.split(',').next()?.trim().to_owned();
+            parse_endpoint(&first).ok().map(|u| (region, u))
+        })
+        .collect()
+}
+
 /// Flags of `ccm-issuer controller`.
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
@@ -89,6 +109,15 @@ pub struct ControllerArgs {
     /// How often a Ready issuer's CA is re-checked.
     #[arg(long, default_value = "10m", value_parser = duration_arg)]
     pub issuer_recheck_interval: Duration,
+    /// PCA endpoint for a region, `REGION=URL` (repeatable), replacing the built-in region table
+    /// for issuers without spec.endpoint; the Huawei SDK's `HUAWEICLOUD_SDK_REGION_CCM_<REGION>`
+    /// environment variables are honoured too. IAM is then reached at the same URL.
+    #[arg(long = "pca-endpoint", value_parser = region_endpoint_arg)]
+    pub pca_endpoints: Vec<(String, url::Url)>,
+    /// PEM file of CAs trusted, besides the system roots, for PCA endpoints of issuers without
+    /// their own caBundle (e.g. a TLS-inspecting proxy).
+    #[arg(long)]
+    pub ca_bundle: Option<PathBuf>,
     /// Address of /livez, /readyz and /metrics.
     #[arg(long, default_value = "0.0.0.0:9402")]
     pub health_bind_address: SocketAddr,
@@ -235,6 +264,12 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         pca_burst: args.pca_burst,
         pca_timeout: args.pca_timeout,
         instance: std::env::var("POD_NAME").ok(),
+        // Flags win over the SDK environment variables.
+        region_endpoints: sdk_region_endpoints().into_iter().chain(args.pca_endpoints).collect(),
+        extra_ca_bundle: match &args.ca_bundle {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --ca-bundle {}", p.display()))?),
+            None => None,
+        },
         ..Config::default()
     };
     tracing::info!(
@@ -289,7 +324,10 @@ fn client_for(target: &PcaTarget) -> anyhow::Result<PcaClient> {
             let e = parse_endpoint(e)?;
             (e.clone(), e)
         }
-        (None, Some(r)) => (pca_endpoint(r)?, iam_endpoint(r)?),
+        (None, Some(r)) => match sdk_region_endpoints().into_iter().find(|(region, _)| region == r) {
+            Some((_, url)) => (url.clone(), url),
+            None => (pca_endpoint(r)?, iam_endpoint(r)?),
+        },
         (None, None) => bail!("set --region (e.g. ap-southeast-3) or --endpoint"),
     };
     let mut config = ClientConfig::new(endpoint, iam);

@@ -32,6 +32,8 @@ pub struct Embedded {
     pub tls_ca_pem: Option<String>,
     /// The mock's state.
     pub mock: Arc<Mock>,
+    addr: std::net::SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -66,22 +68,50 @@ impl Embedded {
             (None, None)
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = crate::base_url(listener.local_addr()?, tls.is_some());
+        let addr = listener.local_addr()?;
+        let mut embedded = Self {
+            url: crate::base_url(addr, tls.is_some()),
+            tls_ca_pem,
+            mock,
+            addr,
+            tls,
+            stop: None,
+            task: None,
+        };
+        embedded.serve_on(listener);
+        Ok(embedded)
+    }
+
+    fn serve_on(&mut self, listener: tokio::net::TcpListener) {
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = crate::app(mock.clone());
-        let task = tokio::spawn(async move {
+        let app = crate::app(self.mock.clone());
+        let tls = self.tls.clone();
+        self.task = Some(tokio::spawn(async move {
             let _ = crate::serve(listener, app, tls, async {
                 let _ = stopped.await;
             })
             .await;
-        });
-        Ok(Self {
-            url,
-            tls_ca_pem,
-            mock,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        }));
+        self.stop = Some(stop);
+    }
+
+    /// Simulates an outage: stops accepting (in-flight requests finish) and frees the port.
+    pub async fn pause(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    /// Ends an outage: serves the same state on the same address again.
+    pub async fn resume(&mut self) -> std::io::Result<()> {
+        if self.task.is_none() {
+            let listener = tokio::net::TcpListener::bind(self.addr).await?;
+            self.serve_on(listener);
+        }
+        Ok(())
     }
 
     /// Counters, as `/_mock/stats` reports them.
@@ -96,12 +126,7 @@ impl Embedded {
 
     /// Stops serving and waits for the server task.
     pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
+        self.pause().await;
     }
 }
 

@@ -161,19 +161,23 @@ pub fn decode_ca_bundle(raw: &str) -> Result<Vec<u8>, IssuerProblem> {
 /// The client configuration an issuer spec asks for.
 pub fn client_config(spec: &IssuerSpec, config: &Config) -> Result<ClientConfig, IssuerProblem> {
     let invalid = |e: crate::pca::PcaError| IssuerProblem::permanent("InvalidSpec", e.to_string());
-    let endpoint = match spec.endpoint.as_deref() {
-        Some(e) => parse_endpoint(e).map_err(invalid)?,
-        None => pca_endpoint(&spec.region).map_err(invalid)?,
-    };
-    let iam = match (spec.iam_endpoint.as_deref(), spec.endpoint.as_deref()) {
+    let region_override = config.region_endpoints.get(&spec.region);
+    let endpoint = match (spec.endpoint.as_deref(), region_override) {
         (Some(e), _) => parse_endpoint(e).map_err(invalid)?,
+        (None, Some(url)) => url.clone(),
+        (None, None) => pca_endpoint(&spec.region).map_err(invalid)?,
+    };
+    let overridden = spec.endpoint.is_some() || region_override.is_some();
+    let iam = match spec.iam_endpoint.as_deref() {
+        Some(e) => parse_endpoint(e).map_err(invalid)?,
         // An overridden PCA endpoint (a private endpoint, our mock) usually fronts IAM too.
-        (None, Some(_)) => endpoint.clone(),
-        (None, None) => iam_endpoint(&spec.region).map_err(invalid)?,
+        None if overridden => endpoint.clone(),
+        None => iam_endpoint(&spec.region).map_err(invalid)?,
     };
     let mut cc = ClientConfig::new(endpoint, iam);
     cc.domain_id = spec.domain_id.clone();
     cc.ca_bundle_pem = spec.ca_bundle.as_deref().map(decode_ca_bundle).transpose()?;
+    cc.extra_roots_pem = config.extra_ca_bundle.clone();
     cc.request_timeout = config.pca_timeout;
     cc.connect_timeout = config.pca_connect_timeout;
     Ok(cc)
@@ -377,5 +381,20 @@ mod tests {
         let cc = client_config(&spec(None), &Config::default()).unwrap();
         assert_eq!(cc.endpoint.as_str(), "https://ccm.cn-north-4.myhuaweicloud.com/");
         assert_eq!(cc.iam_endpoint.as_str(), "https://iam.cn-north-4.myhuaweicloud.com/");
+    }
+
+    #[test]
+    fn region_override_replaces_the_table_for_that_region_only() {
+        let mut config = Config::default();
+        config
+            .region_endpoints
+            .insert("cn-north-4".into(), url::Url::parse("https://127.0.0.1:9443").unwrap());
+        let cc = client_config(&spec(None), &config).unwrap();
+        assert_eq!(cc.endpoint.as_str(), "https://127.0.0.1:9443/");
+        assert_eq!(cc.iam_endpoint.as_str(), "https://127.0.0.1:9443/");
+        let mut other = spec(None);
+        other.region = "ap-southeast-3".into();
+        let cc = client_config(&other, &config).unwrap();
+        assert_eq!(cc.endpoint.as_str(), "https://ccm.ap-southeast-3.myhuaweicloud.com/");
     }
 }

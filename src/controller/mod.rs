@@ -63,6 +63,11 @@ pub struct Config {
     pub pca_connect_timeout: Duration,
     /// Name of this instance in events.
     pub instance: Option<String>,
+    /// PCA endpoints replacing the region table (`--pca-endpoint REGION=URL`, or the SDK's
+    /// `HUAWEICLOUD_SDK_REGION_CCM_<REGION>`); IAM is then reached at the same URL.
+    pub region_endpoints: std::collections::BTreeMap<String, url::Url>,
+    /// PEM CAs trusted, besides the system roots, for issuers without their own caBundle.
+    pub extra_ca_bundle: Option<Vec<u8>>,
 }
 
 impl Default for Config {
@@ -78,6 +83,8 @@ impl Default for Config {
             pca_timeout: Duration::from_secs(30),
             pca_connect_timeout: Duration::from_secs(10),
             instance: None,
+            region_endpoints: Default::default(),
+            extra_ca_bundle: None,
         }
     }
 }

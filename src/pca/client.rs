@@ -55,6 +55,8 @@ pub struct ClientConfig {
     pub domain_id: Option<String>,
     /// PEM bundle trusted for the endpoints' TLS instead of the system roots.
     pub ca_bundle_pem: Option<Vec<u8>>,
+    /// PEM bundle trusted in addition to the system roots (ignored when `ca_bundle_pem` is set).
+    pub extra_roots_pem: Option<Vec<u8>>,
     /// TCP + TLS set-up limit.
     pub connect_timeout: Duration,
     /// Limit for one whole request/response.
@@ -71,6 +73,7 @@ impl ClientConfig {
             iam_endpoint,
             domain_id: None,
             ca_bundle_pem: None,
+            extra_roots_pem: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -165,12 +168,9 @@ impl PcaClient {
             .http1_only()
             .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &config.ca_bundle_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| PcaError::Config(format!("caBundle is not a PEM certificate bundle: {e}")))?;
-            if certs.is_empty() {
-                return Err(PcaError::Config("caBundle contains no certificate".into()));
-            }
-            builder = builder.tls_certs_only(certs);
+            builder = builder.tls_certs_only(pem_certificates(pem, "caBundle")?);
+        } else if let Some(pem) = &config.extra_roots_pem {
+            builder = builder.tls_certs_merge(pem_certificates(pem, "the extra CA bundle")?);
         }
         let http = builder
             .build()
@@ -524,6 +524,15 @@ impl PcaClient {
         }
         Ok((url, headers))
     }
+}
+
+fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>, PcaError> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| PcaError::Config(format!("{what} is not a PEM certificate bundle: {e}")))?;
+    if certs.is_empty() {
+        return Err(PcaError::Config(format!("{what} contains no certificate")));
+    }
+    Ok(certs)
 }
 
 /// Ids go into URL paths: accept only UUID-shaped ones (pca-api.md §1.4).
