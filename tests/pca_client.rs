@@ -78,7 +78,11 @@ fn issue_body(csr: String, cert_type: CertificateType) -> IssueFromCsr {
 }
 
 fn issue_calls(m: &Embedded) -> u64 {
-    m.stats().operations.get("CreateCertificateByCsr").map(|o| o.total).unwrap_or(0)
+    m.stats()
+        .operations
+        .get("CreateCertificateByCsr")
+        .map(|o| o.total)
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -98,10 +102,16 @@ async fn every_operation_round_trips_over_https() {
     ])
     .expect("CA chain verifies");
     assert!(ca_chain.has_root());
-    assert!(ca_pem.certificate.unwrap_or_default().contains("\r\n"), "the PCA exports CRLF PEM");
+    assert!(
+        ca_pem.certificate.unwrap_or_default().contains("\r\n"),
+        "the PCA exports CRLF PEM"
+    );
 
     let csr = csr_pem("client-test");
-    let issued = client.issue_from_csr(&issue_body(csr.clone(), CertificateType::EntityCert)).await.expect("issue");
+    let issued = client
+        .issue_from_csr(&issue_body(csr.clone(), CertificateType::EntityCert))
+        .await
+        .expect("issue");
     let exported = client.export_certificate(&issued.certificate_id).await.expect("export");
     let chain = normalize_chain([
         exported.certificate.as_deref().unwrap_or_default().as_bytes(),
@@ -141,17 +151,42 @@ async fn every_operation_round_trips_over_https() {
         .revoke_certificate(&issued.certificate_id, Some(RevokeReason::Superseded))
         .await
         .expect("revoke");
-    assert_eq!(client.show_certificate(&issued.certificate_id).await.expect("show").status, "REVOKED");
+    assert_eq!(
+        client
+            .show_certificate(&issued.certificate_id)
+            .await
+            .expect("show")
+            .status,
+        "REVOKED"
+    );
 
     let quotas = client.certificate_quota().await.expect("quota");
-    assert!(quotas.quotas.resources.iter().any(|r| r.resource_type == "CERTIFICATE" && r.used >= 1));
-    assert!(client.ca_quota().await.expect("ca quota").quotas.resources.iter().any(|r| r.quota > 0));
+    assert!(
+        quotas
+            .quotas
+            .resources
+            .iter()
+            .any(|r| r.resource_type == "CERTIFICATE" && r.used >= 1)
+    );
+    assert!(
+        client
+            .ca_quota()
+            .await
+            .expect("ca quota")
+            .quotas
+            .resources
+            .iter()
+            .any(|r| r.quota > 0)
+    );
 
     let sub = client
         .issue_from_csr(&issue_body(csr_pem("sub-ca"), CertificateType::IntermediateCa))
         .await
         .expect("intermediate");
-    let sub_ca = client.show_ca(&sub.certificate_id).await.expect("intermediate readable as a CA");
+    let sub_ca = client
+        .show_ca(&sub.certificate_id)
+        .await
+        .expect("intermediate readable as a CA");
     assert_eq!(sub_ca.path_length, Some(0));
 }
 
@@ -161,7 +196,10 @@ async fn untrusted_tls_is_a_connect_error_and_nothing_is_sent() {
     let mut c = config(&m);
     c.ca_bundle_pem = None;
     c.domain_id = Some(DOMAIN.into());
-    let err = client_with(c, SK).show_ca(CA).await.expect_err("self-signed endpoint must not be trusted");
+    let err = client_with(c, SK)
+        .show_ca(CA)
+        .await
+        .expect_err("self-signed endpoint must not be trusted");
     assert!(matches!(err, PcaError::Connect { .. }), "{err:?}");
     assert!(!err.is_ambiguous());
     assert!(m.stats().operations.is_empty(), "no request reached the server");
@@ -176,7 +214,10 @@ async fn wrong_secret_key_is_a_credentials_error_naming_code_and_request_id() {
     assert_eq!(err.class(), ErrorClass::Credentials);
     let msg = err.to_string();
     assert!(msg.contains("APIGW.0301") && msg.contains("request id"), "{msg}");
-    assert!(!msg.contains("request id unknown"), "the gateway's request id is reported: {msg}");
+    assert!(
+        !msg.contains("request id unknown"),
+        "the gateway's request id is reported: {msg}"
+    );
     assert!(!msg.contains("wrong-secret"), "{msg}");
 }
 
@@ -189,8 +230,14 @@ async fn not_found_is_permanent_and_recognised() {
         .expect_err("no such CA");
     assert!(err.is_not_found(), "{err}");
     assert_eq!(err.class(), ErrorClass::Permanent);
-    let err = client_with(config(&m), SK).show_ca("../quotas").await.expect_err("not an id");
-    assert!(matches!(err, PcaError::Invalid(_)), "ids are checked before they reach a URL path: {err}");
+    let err = client_with(config(&m), SK)
+        .show_ca("../quotas")
+        .await
+        .expect_err("not an id");
+    assert!(
+        matches!(err, PcaError::Invalid(_)),
+        "ids are checked before they reach a URL path: {err}"
+    );
 }
 
 #[tokio::test]
@@ -205,14 +252,23 @@ async fn server_errors_are_retried_for_reads_but_never_for_issuance() {
     .expect("faults");
     let err = client.show_ca(CA).await.expect_err("5xx");
     assert_eq!(err.reason(), "PCAServerError");
-    let show_calls = m.stats().operations.get("ShowCertificateAuthority").map(|o| o.total).unwrap_or(0);
+    let show_calls = m
+        .stats()
+        .operations
+        .get("ShowCertificateAuthority")
+        .map(|o| o.total)
+        .unwrap_or(0);
     assert_eq!(show_calls, 4, "one attempt + 3 retries");
     let err = client
         .issue_from_csr(&issue_body(csr_pem("x"), CertificateType::EntityCert))
         .await
         .expect_err("5xx");
     assert!(err.is_ambiguous());
-    assert_eq!(issue_calls(&m), 1, "an ambiguous failure of the issue call is not retried");
+    assert_eq!(
+        issue_calls(&m),
+        1,
+        "an ambiguous failure of the issue call is not retried"
+    );
 }
 
 #[tokio::test]
@@ -230,7 +286,10 @@ async fn throttling_is_retried_even_for_issuance() {
     }
     let stats = m.stats();
     let by_status = &stats.operations["CreateCertificateByCsr"].by_status;
-    assert!(by_status.get("429").copied().unwrap_or(0) >= 1, "the throttle was hit: {by_status:?}");
+    assert!(
+        by_status.get("429").copied().unwrap_or(0) >= 1,
+        "the throttle was hit: {by_status:?}"
+    );
     assert_eq!(stats.issued.total, 4, "exactly one certificate per call");
 }
 
@@ -247,7 +306,13 @@ impl PcaObserver for Attempts {
 
 impl Attempts {
     fn of(&self, op: Operation) -> Vec<CallOutcome> {
-        self.0.lock().expect("lock").iter().filter(|(o, _)| *o == op).map(|(_, c)| *c).collect()
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(o, _)| *o == op)
+            .map(|(_, c)| *c)
+            .collect()
     }
 }
 
@@ -276,8 +341,18 @@ async fn timeouts_are_ambiguous_and_reads_retry() {
         .issue_from_csr(&issue_body(csr_pem("slow"), CertificateType::EntityCert))
         .await
         .expect_err("slow");
-    assert!(matches!(err, PcaError::Timeout { operation: Operation::CreateCertificateByCsr, .. }));
-    assert_eq!(attempts.of(Operation::ShowCertificateAuthority), vec![CallOutcome::Timeout; 2], "read retried");
+    assert!(matches!(
+        err,
+        PcaError::Timeout {
+            operation: Operation::CreateCertificateByCsr,
+            ..
+        }
+    ));
+    assert_eq!(
+        attempts.of(Operation::ShowCertificateAuthority),
+        vec![CallOutcome::Timeout; 2],
+        "read retried"
+    );
     assert_eq!(
         attempts.of(Operation::CreateCertificateByCsr),
         vec![CallOutcome::Timeout],
@@ -297,7 +372,10 @@ async fn token_bucket_paces_calls() {
         client.ca_quota().await.expect("quota");
     }
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(950), "12 calls at 10/s with burst 2 take ≥1s, took {took:?}");
+    assert!(
+        took >= Duration::from_millis(950),
+        "12 calls at 10/s with burst 2 take ≥1s, took {took:?}"
+    );
 }
 
 #[tokio::test]

@@ -67,9 +67,17 @@ async fn connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
                 }
                 let text = String::from_utf8_lossy(&head).into_owned();
                 let target = text.split_whitespace().nth(1).unwrap_or_default().to_owned();
-                log.lock().expect("lock").push(text.lines().next().unwrap_or_default().to_owned());
-                let Ok(mut upstream) = TcpStream::connect(&target).await else { return };
-                if client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_ok() {
+                log.lock()
+                    .expect("lock")
+                    .push(text.lines().next().unwrap_or_default().to_owned());
+                let Ok(mut upstream) = TcpStream::connect(&target).await else {
+                    return;
+                };
+                if client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .is_ok()
+                {
                     let _ = copy_bidirectional(&mut client, &mut upstream).await;
                 }
             });
@@ -94,7 +102,10 @@ fn proxy_from_environment_and_no_secrets_in_trace_logs() {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let (proxy_url, seen) = runtime.block_on(connect_proxy());
     // SAFETY: single-threaded at this point (current-thread runtime, no other test in this binary).
     unsafe {
@@ -160,7 +171,11 @@ fn proxy_from_environment_and_no_secrets_in_trace_logs() {
         "the client used the proxy from HTTPS_PROXY: {tunnels:?}"
     );
     let logs = String::from_utf8_lossy(&captured.0.lock().expect("lock")).into_owned();
-    assert!(logs.len() > 1000, "trace logging captured output ({} bytes)", logs.len());
+    assert!(
+        logs.len() > 1000,
+        "trace logging captured output ({} bytes)",
+        logs.len()
+    );
     for secret in [SK, TEMP_SK, TOKEN] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }

@@ -10,6 +10,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
+        predicates,
         reflector::{self, ObjectRef},
         watcher,
     },
@@ -173,11 +174,27 @@ async fn run_controllers(
     shutdown: watch::Receiver<bool>,
 ) {
     let concurrency = config.max_concurrent_reconciles;
-    let issuer_ctrl = Controller::new(Api::<CCMIssuer>::all(client.clone()), watcher::Config::default());
-    let cluster_ctrl = Controller::new(Api::<CCMClusterIssuer>::all(client.clone()), watcher::Config::default());
+    // Issuers are reconciled on spec changes (generation), never on our own status writes —
+    // otherwise every check would trigger the next one and hammer the PCA (and a wrong SK would
+    // get the access key locked by the gateway). Secret changes, credential failures seen by
+    // requests and the periodic re-check arrive as explicit triggers.
+    let (ns_store, ns_writer) = reflector::store::<CCMIssuer>();
+    let ns_stream = watcher(Api::<CCMIssuer>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(ns_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let (cl_store, cl_writer) = reflector::store::<CCMClusterIssuer>();
+    let cl_stream = watcher(Api::<CCMClusterIssuer>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(cl_writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let issuer_ctrl = Controller::for_stream(ns_stream, ns_store.clone());
+    let cluster_ctrl = Controller::for_stream(cl_stream, cl_store.clone());
     let stores = IssuerStores {
-        namespaced: issuer_ctrl.store(),
-        cluster: cluster_ctrl.store(),
+        namespaced: ns_store,
+        cluster: cl_store,
     };
     let (ns_tx, ns_rx) = mpsc::unbounded_channel::<ObjectRef<CCMIssuer>>();
     let (cl_tx, cl_rx) = mpsc::unbounded_channel::<ObjectRef<CCMClusterIssuer>>();

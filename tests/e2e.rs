@@ -1,0 +1,547 @@
+//! End-to-end scenarios on a real kube-apiserver + etcd + cert-manager with the mock PCA over
+//! HTTPS and the real controller binary (issue #4 §3). One control plane for the whole binary.
+
+mod support;
+
+use std::{process::Command, sync::Arc, time::Duration};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use base64::Engine as _;
+use ccm_e2e::Signal;
+use ccm_issuer::{
+    controller::issuance::CERTIFICATE_ID_ANNOTATION,
+    crd::{CCMClusterIssuer, CCMIssuer},
+    pki::{CERT_PEM_TAG, pem::parse_blocks},
+};
+use ccm_mock_pca::faults::FaultPlan;
+use kube::{Api, ResourceExt, api::DeleteParams};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use x509_parser::prelude::FromDer;
+
+fn main() -> std::process::ExitCode {
+    main_with(
+        StackOptions::default(),
+        vec![
+            ("seed_mesh_ca_into_cacerts_then_istiod_style_mtls", seed_mesh_ca),
+            ("seed_ingress_certificate_serves_https_to_curl", seed_ingress),
+            ("seed_ca_issuer_practice_for_comparison", seed_ca_issuer),
+            (
+                "cluster_issuer_two_namespaces_and_foreign_secret_refused",
+                cluster_issuer,
+            ),
+            ("renewal_signs_each_request_once", renewal),
+            ("wrong_credentials_then_fixed_without_restart", wrong_credentials),
+            ("pca_outage_keeps_requests_pending", pca_outage),
+            ("crash_after_issue_before_status_yields_one_certificate", crash_safety),
+            ("health_metrics_and_graceful_shutdown", health_and_shutdown),
+            ("secret_key_never_in_controller_logs", no_secret_in_logs),
+        ],
+    )
+}
+
+fn pem_certs(pem: &str) -> Result<Vec<Vec<u8>>> {
+    Ok(parse_blocks(pem.as_bytes(), CERT_PEM_TAG)?)
+}
+
+fn subject(der: &[u8]) -> Result<String> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)?;
+    Ok(cert.subject().to_string())
+}
+
+fn serial(pem: &str) -> Result<String> {
+    let ders = pem_certs(pem)?;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(ders.first().context("no cert")?)?;
+    Ok(cert.raw_serial_as_string())
+}
+
+async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason: &str) -> Result<(String, String)> {
+    let api: Api<CCMIssuer> = Api::namespaced(stack.client().await?, namespace);
+    eventually(
+        &format!("CCMIssuer {namespace}/{name} reason {reason}"),
+        Duration::from_secs(60),
+        async || {
+            let issuer = api.get(name).await?;
+            Ok(issuer
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+                .filter(|c| c.reason == reason)
+                .map(|c| (c.status, c.message)))
+        },
+    )
+    .await
+}
+
+// --- Scenario 1: the talk's first practice, verbatim ---------------------------------------
+
+fn seed_mesh_ca(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "istio-system";
+        stack.credentials_secret(ns, "ccm-secret", SK).await?;
+        stack.apply_in(ns, &example("mesh-ca/02-ccmissuer.yaml")?).await?;
+        issuer_condition(stack, ns, "ccmissuer-mesh", "Verified").await?;
+        stack.apply_in(ns, &example("mesh-ca/03-certificate-mesh-ca.yaml")?).await?;
+        let client = stack.client().await?;
+        certificate_ready(&client, ns, "mesh-ca").await?;
+
+        let tls_crt = secret_text(&client, ns, "cacerts", "tls.crt").await?;
+        let tls_key = secret_text(&client, ns, "cacerts", "tls.key").await?;
+        let ca_crt = secret_text(&client, ns, "cacerts", "ca.crt").await?;
+        let chain = pem_certs(&tls_crt)?;
+        let root = pem_certs(&ca_crt)?;
+        ensure!(chain.len() == 2, "tls.crt = intermediate + PCA sub-CA, got {} certificates", chain.len());
+        ensure!(root.len() == 1, "ca.crt = the root alone");
+        let leaf_subject = subject(&chain[0])?;
+        ensure!(leaf_subject.contains("CN=mesh-ca") && leaf_subject.contains("O=cluster.local"), "{leaf_subject}");
+        ensure!(subject(&chain[1])?.contains("Sub CA"), "second is the PCA subordinate CA");
+        ensure!(subject(&root[0])?.contains("Root CA"), "ca.crt is the PCA root");
+
+        let dir = write_files(stack, "mesh-ca", &[("tls.crt", &tls_crt), ("tls.key", &tls_key), ("ca.crt", &ca_crt)])?;
+        let verify = run(Command::new("openssl").args(["verify", "-CAfile", &p(&dir, "ca.crt"), "-untrusted", &p(&dir, "tls.crt"), &p(&dir, "tls.crt")]))?;
+        ensure!(verify.contains(": OK"), "openssl verify: {verify}");
+        let text = run(Command::new("openssl").args(["x509", "-noout", "-text", "-in", &p(&dir, "tls.crt")]))?;
+        ensure!(text.contains("CA:TRUE") && text.contains("Certificate Sign"), "intermediate is a CA with keyCertSign:\n{text}");
+
+        // Use it as istiod would: sign two workload certificates with tls.key/tls.crt ...
+        for w in ["a", "b"] {
+            std::fs::write(
+                dir.join(format!("{w}.ext")),
+                format!(
+                    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=URI:spiffe://cluster.local/ns/default/sa/{w},DNS:workload-{w}.default.svc\n"
+                ),
+            )?;
+            run(Command::new("openssl").args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/O=cluster.local", "-keyout", &p(&dir, &format!("{w}.key")), "-out", &p(&dir, &format!("{w}.csr"))]))?;
+            run(Command::new("openssl").args(["x509", "-req", "-days", "1", "-in", &p(&dir, &format!("{w}.csr")), "-CA", &p(&dir, "tls.crt"), "-CAkey", &p(&dir, "tls.key"), "-CAcreateserial", "-extfile", &p(&dir, &format!("{w}.ext")), "-out", &p(&dir, &format!("{w}.crt"))]))?;
+        }
+        let read = |f: &str| std::fs::read_to_string(dir.join(f));
+        // ... and complete a mutual-TLS handshake between two endpoints that trust only ca.crt.
+        let server_chain = format!("{}{}", read("a.crt")?, tls_crt);
+        let client_chain = format!("{}{}", read("b.crt")?, tls_crt);
+        mtls(&server_chain, &read("a.key")?, Some((&client_chain, &read("b.key")?)), &ca_crt, "workload-a.default.svc").await?;
+        // A client whose certificate does not chain to ca.crt is refused.
+        let stranger = rcgen::generate_simple_self_signed(vec!["stranger".to_string()])?;
+        let refused = mtls(&server_chain, &read("a.key")?, Some((&stranger.cert.pem(), &stranger.signing_key.serialize_pem())), &ca_crt, "workload-a.default.svc").await;
+        ensure!(refused.is_err(), "an untrusted client certificate must be refused");
+
+        // The Pending → Issued trail of the request, for the record.
+        let cr = requests_of(&client, ns, "mesh-ca").await?.pop().context("request")?;
+        let ready = cr.condition("Ready").context("Ready")?;
+        eprintln!("[e2e] {}: Ready={} reason={} message={}", cr.name_any(), ready.status, ready.reason.clone().unwrap_or_default(), ready.message.clone().unwrap_or_default());
+        ensure!(issued_for(stack, &request_key_hash(&cr)?).await == 1, "one PCA certificate for the request");
+        Ok(())
+    })
+}
+
+fn certs_of(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    Ok(CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>()?)
+}
+
+fn key_of(pem: &str) -> Result<PrivateKeyDer<'static>> {
+    Ok(PrivateKeyDer::from_pem_slice(pem.as_bytes())?)
+}
+
+/// A TLS handshake (mutual when `client` is given) over loopback; both sides must succeed.
+async fn mtls(
+    server_chain: &str,
+    server_key: &str,
+    client: Option<(&str, &str)>,
+    root: &str,
+    name: &str,
+) -> Result<()> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs_of(root)? {
+        roots.add(c)?;
+    }
+    let roots = Arc::new(roots);
+    let verifier = rustls::server::WebPkiClientVerifier::builder(roots.clone()).build()?;
+    let server_cfg = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs_of(server_chain)?, key_of(server_key)?)?;
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let client_cfg = match client {
+        Some((chain, key)) => builder.with_client_auth_cert(certs_of(chain)?, key_of(key)?)?,
+        None => builder.with_no_client_auth(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        let mut tls = acceptor.accept(tcp).await?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await?;
+        tls.write_all(b"pong").await?;
+        tls.shutdown().await?;
+        anyhow::Ok(())
+    });
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let client_side = async {
+        let mut tls = connector.connect(ServerName::try_from(name.to_owned())?, tcp).await?;
+        tls.write_all(b"ping").await?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await?;
+        ensure!(&buf == b"pong", "unexpected reply");
+        anyhow::Ok(())
+    };
+    let client_result = tokio::time::timeout(Duration::from_secs(10), client_side).await;
+    let server_result = tokio::time::timeout(Duration::from_secs(10), server).await;
+    client_result.context("client timed out")??;
+    server_result.context("server timed out")???;
+    Ok(())
+}
+
+// --- Scenario 2: the talk's second practice, signed by the PCA ----------------------------
+
+/// Serves HTTPS with the Secret's certificate until the returned sender is dropped.
+async fn https_server(chain: &str, key: &str) -> Result<(u16, tokio::sync::oneshot::Sender<()>)> {
+    let cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs_of(chain)?, key_of(key)?)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                Ok((tcp, _)) = listener.accept() => {
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        if let Ok(mut tls) = acceptor.accept(tcp).await {
+                            let mut buf = [0u8; 1024];
+                            let _ = tls.read(&mut buf).await;
+                            let body = "hello from the ingress gateway\n";
+                            let _ = tls.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes()).await;
+                            let _ = tls.shutdown().await;
+                        }
+                    });
+                }
+            }
+        }
+    });
+    Ok((port, stop))
+}
+
+fn seed_ingress(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "istio-system";
+        stack.credentials_secret(ns, "ccm-secret", SK).await?;
+        stack
+            .apply_in(ns, &example("ingress-gateway/01-ccmissuer-ingress.yaml")?)
+            .await?;
+        stack
+            .apply_in(ns, &example("ingress-gateway/02-certificate-ingress-server-crt.yaml")?)
+            .await?;
+        let client = stack.client().await?;
+        certificate_ready(&client, ns, "ingress-server-crt").await?;
+        let crt = secret_text(&client, ns, "ingress-server-crt", "tls.crt").await?;
+        let key = secret_text(&client, ns, "ingress-server-crt", "tls.key").await?;
+        let ca = secret_text(&client, ns, "ingress-server-crt", "ca.crt").await?;
+        let dir = write_files(stack, "ingress", &[("ca.crt", &ca)])?;
+        let (port, _stop) = https_server(&crt, &key).await?;
+        let curl = |host: &'static str| {
+            let cacert = p(&dir, "ca.crt");
+            tokio::task::spawn_blocking(move || {
+                Command::new("curl")
+                    .args([
+                        "-sS",
+                        "--max-time",
+                        "10",
+                        "--cacert",
+                        &cacert,
+                        "--resolve",
+                        &format!("{host}:{port}:127.0.0.1"),
+                        &format!("https://{host}:{port}/"),
+                    ])
+                    .output()
+            })
+        };
+        let ok = curl("cert-test.com").await??;
+        ensure!(
+            ok.status.success(),
+            "curl cert-test.com failed: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        ensure!(String::from_utf8_lossy(&ok.stdout).contains("hello from the ingress gateway"));
+        let wrong = curl("other-host.com").await??;
+        ensure!(!wrong.status.success(), "another host name must fail verification");
+        let err = String::from_utf8_lossy(&wrong.stderr);
+        ensure!(
+            err.contains("other-host.com") || err.contains("subject"),
+            "curl said: {err}"
+        );
+        Ok(())
+    })
+}
+
+fn seed_ca_issuer(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "istio-system";
+        // The talk's CA issuer needs a CA key pair in root-ingress-certs: make one with
+        // cert-manager's selfsigned issuer, then apply the talk's YAML verbatim.
+        stack
+            .apply_in(
+                ns,
+                "apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {name: selfsigned}\nspec: {selfSigned: {}}\n---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: root-ingress-certs}\nspec: {isCA: true, commonName: root-ingress-certs, secretName: root-ingress-certs, issuerRef: {name: selfsigned, kind: Issuer, group: cert-manager.io}}\n",
+            )
+            .await?;
+        let client = stack.client().await?;
+        certificate_ready(&client, ns, "root-ingress-certs").await?;
+        let before = calls(stack, "CreateCertificateByCsr").await;
+        stack.apply_in(ns, &example("ingress-gateway/04-seed-ca-issuer.yaml")?).await?;
+        certificate_ready(&client, ns, "ingress-server-crt-ca-issuer").await?;
+        ensure!(calls(stack, "CreateCertificateByCsr").await == before, "cert-manager's own issuer did not touch the PCA");
+        Ok(())
+    })
+}
+
+// --- Scenario 3: a cluster issuer for two namespaces ---------------------------------------
+
+fn cluster_issuer(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        for ns in ["team-a", "team-b"] {
+            stack.cp.create_namespace(ns).await?;
+        }
+        // The example verbatim (region ap-southeast-3 → the mock via --pca-endpoint), then the
+        // mock's credentials in place of its placeholders.
+        stack.apply_in(CLUSTER_RESOURCE_NAMESPACE, &example("cluster-issuer/01-ccmclusterissuer.yaml")?).await?;
+        stack.credentials_secret(CLUSTER_RESOURCE_NAMESPACE, "ccm-cluster-secret", SK).await?;
+        // Per-issuer endpoint and caBundle (base64), instead of the controller-wide override.
+        let ca_b64 = base64::engine::general_purpose::STANDARD.encode(&stack.mock_ca_pem);
+        stack
+            .apply_in(
+                "",
+                &format!(
+                    "apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: ccm-pca}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{}\", caBundle: \"{ca_b64}\", secretRef: {{name: ccm-cluster-secret}}}}\n",
+                    stack.mock_url
+                ),
+            )
+            .await?;
+        let api: Api<CCMClusterIssuer> = Api::all(stack.client().await?);
+        eventually("CCMClusterIssuer ccm-pca Ready", Duration::from_secs(60), async || {
+            let i = api.get("ccm-pca").await?;
+            Ok(i.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready" && c.status == "True")))
+        })
+        .await?;
+        stack.apply_in("", &example("cluster-issuer/02-certificates.yaml")?).await?;
+        let client = stack.client().await?;
+        certificate_ready(&client, "team-a", "web").await?;
+        certificate_ready(&client, "team-b", "api").await?;
+        // A namespaced issuer naming another namespace's Secret is refused, and never reads it.
+        stack
+            .apply_in(
+                "team-a",
+                &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: borrower}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{namespace: {CLUSTER_RESOURCE_NAMESPACE}, name: ccm-cluster-secret}}}}\n"),
+            )
+            .await?;
+        let (status, message) = issuer_condition(stack, "team-a", "borrower", "SecretNamespaceNotAllowed").await?;
+        ensure!(status == "False" && message.contains("own namespace"), "{message}");
+        Ok(())
+    })
+}
+
+// --- Scenario 4: renewal --------------------------------------------------------------------
+
+fn renewal(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "renewal";
+        stack.credentials_secret(ns, "ccm-secret", SK).await?;
+        stack
+            .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
+            .await?;
+        issuer_condition(stack, ns, "pca", "Verified").await?;
+        // 1h certificates renewed 59m30s before expiry: cert-manager renews 30s after issuance.
+        stack
+            .apply_in(ns, "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: short}\nspec: {secretName: short-tls, commonName: short.renewal.example, dnsNames: [short.renewal.example], duration: 1h, renewBefore: 59m30s, issuerRef: {group: ccm-issuer.ccm.com, kind: CCMIssuer, name: pca}}\n")
+            .await?;
+        let client = stack.client().await?;
+        certificate_ready(&client, ns, "short").await?;
+        let first_serial = serial(&secret_text(&client, ns, "short-tls", "tls.crt").await?)?;
+        // cert-manager keeps one old revision at most: note the first request now.
+        let first = requests_of(&client, ns, "short").await?.pop().context("first request")?;
+        let renewed = eventually("a renewed certificate with a new serial", Duration::from_secs(120), async || {
+            let s = serial(&secret_text(&client, ns, "short-tls", "tls.crt").await?)?;
+            Ok((s != first_serial).then_some(s))
+        })
+        .await?;
+        certificates(&client, ns).delete("short", &DeleteParams::default()).await?;
+        let second = eventually("the second request Issued", Duration::from_secs(30), async || {
+            Ok(requests_of(&client, ns, "short")
+                .await?
+                .into_iter()
+                .find(|cr| cr.uid() != first.uid() && cr.ready_reason() == Some("Issued")))
+        })
+        .await?;
+        for cr in [&first, &second] {
+            ensure!(cr.ready_reason() == Some("Issued"), "{} is {:?}", cr.name_any(), cr.ready_reason());
+            let uid = cr.uid().unwrap_or_default();
+            ensure!(cr.annotations().get(CERTIFICATE_ID_ANNOTATION).is_some_and(|v| v.starts_with(&uid)), "{} has its certificate id", cr.name_any());
+            let n = issued_for(stack, &request_key_hash(cr)?).await;
+            ensure!(n == 1, "{} was signed {n} times", cr.name_any());
+        }
+        eprintln!("[e2e] renewal: serial {first_serial} → {renewed}");
+        Ok(())
+    })
+}
+
+// --- Scenario 6: wrong AK/SK, fixed without a restart ----------------------------------------
+
+fn wrong_credentials(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "wrong-creds";
+        stack.credentials_secret(ns, "ccm-secret", "this-is-the-WRONG-secret-key").await?;
+        // Per-issuer endpoint with a plain PEM caBundle.
+        let bundle = stack.mock_ca_pem.replace('\n', "\\n");
+        stack
+            .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, endpoint: \"{}\", caBundle: \"{bundle}\", secretRef: {{name: ccm-secret}}}}\n", stack.mock_url))
+            .await?;
+        let (status, message) = issuer_condition(stack, ns, "pca", "PCAAuthenticationFailed").await?;
+        ensure!(status == "False" && message.contains("APIGW.0301"), "says why: {message}");
+        stack
+            .apply_in(ns, "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: waiting}\nspec: {secretName: waiting-tls, commonName: waiting.example, dnsNames: [waiting.example], issuerRef: {group: ccm-issuer.ccm.com, kind: CCMIssuer, name: pca}}\n")
+            .await?;
+        let client = stack.client().await?;
+        let pending = eventually("the request to wait for the issuer", Duration::from_secs(60), async || {
+            let crs = requests_of(&client, ns, "waiting").await?;
+            Ok(crs.into_iter().find(|cr| cr.ready_reason() == Some("Pending")))
+        })
+        .await?;
+        let msg = pending.condition("Ready").and_then(|c| c.message.clone()).unwrap_or_default();
+        ensure!(msg.contains("ready"), "waits for the issuer: {msg}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ensure!(requests_of(&client, ns, "waiting").await?.iter().all(|cr| cr.ready_reason() != Some("Failed")), "never Failed");
+        // Fix the Secret: the issuer is re-checked at once (its Secret is watched) — well
+        // before the 1m re-check interval — and the waiting request is issued. No restart.
+        let fixed_at = std::time::Instant::now();
+        stack.credentials_secret(ns, "ccm-secret", SK).await?;
+        issuer_condition(stack, ns, "pca", "Verified").await?;
+        let took = fixed_at.elapsed();
+        ensure!(took < Duration::from_secs(45), "re-checked on the Secret change, not by the periodic re-check ({took:?})");
+        certificate_ready(&client, ns, "waiting").await?;
+        ensure!(stack.controller_running(), "same controller process");
+        Ok(())
+    })
+}
+
+// --- Scenario 7: PCA outage --------------------------------------------------------------------
+
+fn pca_outage(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "outage";
+        stack.credentials_secret(ns, "ccm-secret", SK).await?;
+        stack
+            .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
+            .await?;
+        issuer_condition(stack, ns, "pca", "Verified").await?;
+        stack.mock.lock().await.pause().await;
+        for name in ["during-outage-1", "during-outage-2"] {
+            stack
+                .apply_in(ns, &format!("apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: {name}}}\nspec: {{secretName: {name}-tls, commonName: {name}.example, dnsNames: [{name}.example], issuerRef: {{group: ccm-issuer.ccm.com, kind: CCMIssuer, name: pca}}}}\n"))
+                .await?;
+        }
+        let client = stack.client().await?;
+        eventually("both requests Pending during the outage", Duration::from_secs(60), async || {
+            let mut pending = 0;
+            for name in ["during-outage-1", "during-outage-2"] {
+                pending += requests_of(&client, ns, name).await?.iter().filter(|cr| cr.ready_reason() == Some("Pending")).count();
+            }
+            Ok((pending == 2).then_some(()))
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        for name in ["during-outage-1", "during-outage-2"] {
+            for cr in requests_of(&client, ns, name).await? {
+                ensure!(cr.ready_reason() == Some("Pending"), "{} is {:?} during the outage", cr.name_any(), cr.ready_reason());
+            }
+        }
+        stack.mock.lock().await.resume().await?;
+        for name in ["during-outage-1", "during-outage-2"] {
+            certificate_ready(&client, ns, name).await?;
+        }
+        Ok(())
+    })
+}
+
+// --- Scenario 8: kill -9 between issuance and status ---------------------------------------------
+
+fn crash_safety(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "crash";
+        stack.credentials_secret(ns, "ccm-secret", SK).await?;
+        stack
+            .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
+            .await?;
+        issuer_condition(stack, ns, "pca", "Verified").await?;
+        let issued_before = stack.mock.lock().await.stats().issued.total;
+        // The PCA issues, then holds its answer: the controller has an issued certificate it has
+        // not recorded yet when it is killed.
+        stack.mock.lock().await.set_faults(FaultPlan { hang_after_issue_ms: 20_000, ..Default::default() }).map_err(anyhow::Error::msg)?;
+        stack
+            .apply_in(ns, "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: crash}\nspec: {secretName: crash-tls, commonName: crash.example, dnsNames: [crash.example], issuerRef: {group: ccm-issuer.ccm.com, kind: CCMIssuer, name: pca}}\n")
+            .await?;
+        eventually("the PCA to issue", Duration::from_secs(60), async || {
+            Ok((stack.mock.lock().await.stats().issued.total > issued_before).then_some(()))
+        })
+        .await?;
+        let status = stack.stop_controller(Signal::Kill).await?;
+        ensure!(!status.success(), "killed: {status}");
+        stack.mock.lock().await.set_faults(FaultPlan::default()).map_err(anyhow::Error::msg)?;
+        let client = stack.client().await?;
+        let cr = requests_of(&client, ns, "crash").await?.pop().context("request")?;
+        ensure!(cr.condition("Ready").is_none_or(|c| c.status != "True"), "status was not written before the kill");
+        stack.start_controller().await?;
+        certificate_ready(&client, ns, "crash").await?;
+        let cr = requests_of(&client, ns, "crash").await?.pop().context("request")?;
+        let n = issued_for(stack, &request_key_hash(&cr)?).await;
+        ensure!(n == 1, "exactly one PCA certificate for the request, got {n}");
+        ensure!(stack.mock.lock().await.stats().issued.total == issued_before + 1, "no other issuance");
+        let metrics = stack.metrics().await?;
+        ensure!(metrics.contains(r#"ccm_issuer_duplicates_avoided_total{reason="Recovered"} 1"#), "the restarted controller recovered it:\n{metrics}");
+        Ok(())
+    })
+}
+
+// --- Process behaviour -----------------------------------------------------------------------
+
+fn health_and_shutdown(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "metrics";
+        stack.credentials_secret(ns, "ccm-secret", SK).await?;
+        stack
+            .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: m}}\nspec: {{secretName: m-tls, commonName: m.example, dnsNames: [m.example], issuerRef: {{group: ccm-issuer.ccm.com, kind: CCMIssuer, name: pca}}}}\n"))
+            .await?;
+        certificate_ready(&stack.client().await?, ns, "m").await?;
+        let base = format!("http://127.0.0.1:{}", stack.health_port);
+        for path in ["/livez", "/readyz"] {
+            let r = reqwest::get(format!("{base}{path}")).await?;
+            ensure!(r.status().is_success(), "{path}: {}", r.status());
+        }
+        let metrics = stack.metrics().await?;
+        for needle in [
+            "ccm_issuer_certificates_issued_total{type=\"leaf\"}",
+            "ccm_issuer_pca_requests_total{operation=\"CreateCertificateByCsr\",status_class=\"2xx\"}",
+            "ccm_issuer_pca_request_duration_seconds_bucket",
+            "ccm_issuer_reconciles_total{controller=\"certificaterequest\",result=\"issued\"}",
+            "ccm_issuer_issuers_ready{kind=\"CCMIssuer\"}",
+        ] {
+            ensure!(metrics.contains(needle), "metrics lack {needle}");
+        }
+        let status = stack.stop_controller(Signal::Term).await?;
+        ensure!(status.success(), "SIGTERM is a clean exit: {status}");
+        stack.start_controller().await
+    })
+}
+
+fn no_secret_in_logs(stack: &Stack) -> Result<()> {
+    let logs = stack.cp.logs(1_000_000);
+    if !logs.contains("ccm-issuer") {
+        bail!("no controller logs captured");
+    }
+    for secret in [SK, "this-is-the-WRONG-secret-key"] {
+        ensure!(!logs.contains(secret), "a secret key appeared in the logs");
+    }
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! Shared end-to-end fixture: ONE real control plane (etcd + kube-apiserver + cert-manager,
+//! built from Go modules by `e2e-tools/build.sh`) per test binary, the mock PCA over HTTPS
+//! inside this process, and the real `ccm-issuer controller` binary. Tests run one after the
+//! other (some stop the PCA or kill the controller); each uses its own namespace.
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use ccm_e2e::{CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, Signal, StaticToken};
+use ccm_issuer::cert_manager::CertificateRequest;
+use ccm_mock_pca::{
+    ca::KeyAlgorithm,
+    embedded::{Embedded, EmbeddedOptions},
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
+};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::runtime::Runtime;
+
+/// The seed's CA id (`spec.urn` in the talk).
+pub const SEED_URN: &str = "4bd1b320-e162-419f-8add-dfcc046197c7";
+/// Mock credentials.
+pub const AK: &str = "E2EACCESSKEY00000001";
+/// Mock secret key (must never appear in a log).
+pub const SK: &str = "e2e-SECRET-KEY-never-in-logs-0000000001";
+/// The account id the mock reports through IAM.
+pub const DOMAIN: &str = "0123456789abcdef0123456789abcdef";
+/// Where CCMClusterIssuers keep Secrets by default.
+pub const CLUSTER_RESOURCE_NAMESPACE: &str = "ccm-issuer";
+
+/// What the fixture starts.
+pub struct StackOptions {
+    /// cert-manager controllers (None: default set, with the approver).
+    pub cert_manager: CertManagerOptions,
+    /// Extra static tokens.
+    pub tokens: Vec<StaticToken>,
+    /// Start the controller with the admin kubeconfig (else the test starts it itself).
+    pub start_controller: bool,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            cert_manager: CertManagerOptions::default(),
+            tokens: Vec::new(),
+            start_controller: true,
+        }
+    }
+}
+
+/// Everything a test needs.
+pub struct Stack {
+    pub rt: Runtime,
+    pub cp: ControlPlane,
+    pub mock: tokio::sync::Mutex<Embedded>,
+    pub mock_url: String,
+    pub mock_ca_pem: String,
+    pub mock_ca_file: PathBuf,
+    controller: Mutex<Option<ManagedProcess>>,
+    controller_kubeconfig: Mutex<PathBuf>,
+    controller_restarts: Mutex<u32>,
+    pub health_port: u16,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Our CRD files.
+pub fn crd_files() -> Vec<PathBuf> {
+    [
+        "ccm-issuer.ccm.com_ccmissuers.yaml",
+        "ccm-issuer.ccm.com_ccmclusterissuers.yaml",
+    ]
+    .iter()
+    .map(|f| repo_root().join("crds").join(f))
+    .collect()
+}
+
+/// A file of `examples/`.
+pub fn example(path: &str) -> Result<String> {
+    std::fs::read_to_string(repo_root().join("examples").join(path)).with_context(|| format!("examples/{path}"))
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Stack {
+    /// Starts the control plane, the mock PCA and (by default) the controller.
+    pub fn start(options: StackOptions) -> Result<Stack> {
+        ccm_issuer::install_crypto_provider();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let started = Instant::now();
+        let cp = rt.block_on(ControlPlane::start(ControlPlaneOptions {
+            tokens: options.tokens,
+            cert_manager: Some(options.cert_manager),
+            extra_crd_files: crd_files(),
+            ..ControlPlaneOptions::default()
+        }))?;
+        let mock = rt.block_on(Embedded::start(EmbeddedOptions {
+            credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().map_err(|e: String| anyhow!(e))?],
+            // The seed's CA id; path length 1 so it can sign the Istio intermediate.
+            cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
+            tls: true,
+            ..Default::default()
+        }))?;
+        let mock_ca_pem = mock.tls_ca_pem.clone().context("mock TLS CA")?;
+        let mock_ca_file = cp.workdir().join("mock-pca-ca.pem");
+        std::fs::write(&mock_ca_file, &mock_ca_pem)?;
+        let stack = Stack {
+            mock_url: mock.url.clone(),
+            mock: tokio::sync::Mutex::new(mock),
+            mock_ca_pem,
+            mock_ca_file,
+            controller: Mutex::new(None),
+            controller_kubeconfig: Mutex::new(cp.kubeconfig_path().to_owned()),
+            controller_restarts: Mutex::new(0),
+            health_port: free_port()?,
+            cp,
+            rt,
+        };
+        stack
+            .rt
+            .block_on(stack.cp.create_namespace(CLUSTER_RESOURCE_NAMESPACE))?;
+        if options.start_controller {
+            stack.rt.block_on(stack.start_controller())?;
+        }
+        eprintln!(
+            "[e2e] stack up in {:.1}s (mock PCA {})",
+            started.elapsed().as_secs_f64(),
+            stack.mock_url
+        );
+        Ok(stack)
+    }
+
+    /// Uses another kubeconfig for the next controller start (e.g. a ServiceAccount's token).
+    pub fn use_controller_kubeconfig(&self, path: PathBuf) {
+        *self.controller_kubeconfig.lock().unwrap_or_else(|e| e.into_inner()) = path;
+    }
+
+    /// Starts `ccm-issuer controller` and waits for `/readyz`.
+    pub async fn start_controller(&self) -> Result<()> {
+        let restarts = {
+            let mut n = self.controller_restarts.lock().unwrap_or_else(|e| e.into_inner());
+            *n += 1;
+            *n
+        };
+        let kubeconfig = self
+            .controller_kubeconfig
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccm-issuer"));
+        cmd.arg("controller")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--cluster-resource-namespace", CLUSTER_RESOURCE_NAMESPACE])
+            .args(["--health-bind-address", &format!("127.0.0.1:{}", self.health_port)])
+            // The seed's issuers name region cn-north-4 without an endpoint: point that region at
+            // the mock the way the Huawei SDK's environment override does.
+            .args(["--pca-endpoint", &format!("cn-north-4={}", self.mock_url)])
+            .args(["--pca-endpoint", &format!("ap-southeast-3={}", self.mock_url)])
+            .arg("--ca-bundle")
+            .arg(&self.mock_ca_file)
+            .args(["--pca-timeout", "5s", "--issuer-recheck-interval", "1m"])
+            .env("RUST_LOG", "info,ccm_issuer=trace")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy");
+        let process = self.cp.spawn(&format!("ccm-issuer-{restarts}"), cmd)?;
+        *self.controller.lock().unwrap_or_else(|e| e.into_inner()) = Some(process);
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&self) -> Result<()> {
+        let url = format!("http://127.0.0.1:{}/readyz", self.health_port);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if !self.controller_running() {
+                bail!("the controller exited during start-up");
+            }
+            if Instant::now() > deadline {
+                bail!("controller not ready after 60s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Whether the controller process is alive.
+    pub fn controller_running(&self) -> bool {
+        self.controller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(ManagedProcess::is_running)
+    }
+
+    /// Signals the controller and waits for it to exit.
+    pub async fn stop_controller(&self, signal: Signal) -> Result<std::process::ExitStatus> {
+        let process = self
+            .controller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .context("controller not running")?;
+        process.signal(signal)?;
+        process.wait().await
+    }
+
+    /// `/metrics` of the controller.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(reqwest::get(format!("http://127.0.0.1:{}/metrics", self.health_port))
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// Admin client.
+    pub async fn client(&self) -> Result<Client> {
+        self.cp.client().await
+    }
+
+    /// Applies YAML, putting namespaced objects without a namespace into `namespace` (as
+    /// `kubectl apply -n` does).
+    pub async fn apply_in(&self, namespace: &str, yaml: &str) -> Result<Vec<DynamicObject>> {
+        let mut out = String::new();
+        for mut doc in ccm_e2e::yaml_documents(yaml)? {
+            let cluster_scoped = matches!(
+                doc["kind"].as_str(),
+                Some("Namespace" | "CCMClusterIssuer" | "ClusterIssuer" | "ClusterRole" | "ClusterRoleBinding")
+            );
+            if !cluster_scoped && doc.pointer("/metadata/namespace").is_none() {
+                doc["metadata"]["namespace"] = Value::from(namespace);
+            }
+            out.push_str("---\n");
+            out.push_str(&serde_json::to_string(&doc)?);
+            out.push('\n');
+        }
+        self.cp.apply_yaml(&out).await
+    }
+
+    /// A credentials Secret for the mock.
+    pub async fn credentials_secret(&self, namespace: &str, name: &str, sk: &str) -> Result<()> {
+        self.cp.create_namespace(namespace).await?;
+        let yaml = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\nstringData: {{ak: {AK}, sk: {sk}}}\n"
+        );
+        self.cp.apply_yaml(&yaml).await?;
+        Ok(())
+    }
+
+    /// Runs the trials one after the other on this stack, prints the component logs when one
+    /// fails, then tears everything down.
+    pub fn run(self, trials: Vec<(&'static str, fn(&Stack) -> Result<()>)>) -> ExitCode {
+        let mut args = Arguments::from_args();
+        args.test_threads = Some(1);
+        let stack = std::sync::Arc::new(self);
+        let trials = trials
+            .into_iter()
+            .map(|(name, f)| {
+                let stack = stack.clone();
+                Trial::test(name, move || {
+                    let started = Instant::now();
+                    let result = f(&stack);
+                    eprintln!("[e2e] {name}: {:.1}s", started.elapsed().as_secs_f64());
+                    result.map_err(|e| {
+                        stack.cp.dump_logs();
+                        Failed::from(format!("{e:#}"))
+                    })
+                })
+            })
+            .collect();
+        let conclusion = libtest_mimic::run(&args, trials);
+        if let Err(e) = stack.rt.block_on(stack.cp.shutdown()) {
+            eprintln!("[e2e] teardown: {e:#}");
+        }
+        conclusion.exit_code()
+    }
+}
+
+/// Runs a whole suite: a failed set-up prints the logs and fails.
+pub fn main_with(options: StackOptions, trials: Vec<(&'static str, fn(&Stack) -> Result<()>)>) -> ExitCode {
+    if Arguments::from_args().list {
+        let listed = trials.iter().map(|(n, _)| Trial::test(*n, || Ok(()))).collect();
+        return libtest_mimic::run(&Arguments::from_args(), listed).exit_code();
+    }
+    match Stack::start(options) {
+        Ok(stack) => stack.run(trials),
+        Err(e) => {
+            eprintln!("[e2e] set-up failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Polls `check` until it yields a value, or fails after `timeout` with `what`.
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut last;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => last = "not yet".into(),
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what} (last: {last})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The cert-manager Certificate API.
+pub fn certificates(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"));
+    Api::namespaced_with(client.clone(), namespace, &ar)
+}
+
+/// A condition of a dynamic object: `(status, reason, message)`.
+pub fn condition(obj: &DynamicObject, type_: &str) -> Option<(String, String, String)> {
+    obj.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            (s("status"), s("reason"), s("message"))
+        })
+}
+
+/// Waits for a Certificate to be Ready=True.
+pub async fn certificate_ready(client: &Client, namespace: &str, name: &str) -> Result<DynamicObject> {
+    let api = certificates(client, namespace);
+    eventually(
+        &format!("Certificate {namespace}/{name} Ready"),
+        Duration::from_secs(90),
+        async || {
+            let cert = api.get(name).await?;
+            Ok(condition(&cert, "Ready").filter(|c| c.0 == "True").map(|_| cert))
+        },
+    )
+    .await
+}
+
+/// A Secret's data as text.
+pub async fn secret_text(client: &Client, namespace: &str, name: &str, key: &str) -> Result<String> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace).get(name).await?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .with_context(|| format!("Secret {namespace}/{name} has no {key}"))?;
+    Ok(String::from_utf8(bytes.0.clone())?)
+}
+
+/// The CertificateRequests of a Certificate.
+pub async fn requests_of(client: &Client, namespace: &str, certificate: &str) -> Result<Vec<CertificateRequest>> {
+    let api: Api<CertificateRequest> = Api::namespaced(client.clone(), namespace);
+    let mut list: Vec<CertificateRequest> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|cr| {
+            cr.annotations()
+                .get("cert-manager.io/certificate-name")
+                .map(String::as_str)
+                == Some(certificate)
+        })
+        .collect();
+    list.sort_by_key(|cr| cr.creation_timestamp().map(|t| t.0));
+    Ok(list)
+}
+
+/// Lower-case hex SHA-256 of a request's CSR public key, as the mock's stats key it.
+pub fn request_key_hash(cr: &CertificateRequest) -> Result<String> {
+    let csr = ccm_issuer::pki::parse_csr(&cr.spec.request.0)?;
+    Ok(hex::encode(Sha256::digest(&csr.spki_der)))
+}
+
+/// Certificates the mock issued for a public key.
+pub async fn issued_for(stack: &Stack, key_hash: &str) -> u64 {
+    stack
+        .mock
+        .lock()
+        .await
+        .stats()
+        .issued
+        .by_public_key
+        .get(key_hash)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Calls of one SDK operation the mock has seen.
+pub async fn calls(stack: &Stack, operation: &str) -> u64 {
+    stack
+        .mock
+        .lock()
+        .await
+        .stats()
+        .operations
+        .get(operation)
+        .map(|o| o.total)
+        .unwrap_or(0)
+}
+
+/// Runs a command, failing with its output if it fails.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({}): {text}", out.status);
+    }
+    Ok(text)
+}
+
+/// Writes files into a fresh directory under the work dir.
+pub fn write_files(stack: &Stack, dir: &str, files: &[(&str, &str)]) -> Result<PathBuf> {
+    let d = stack.cp.workdir().join(dir);
+    std::fs::create_dir_all(&d)?;
+    for (name, text) in files {
+        std::fs::write(d.join(name), text)?;
+    }
+    Ok(d)
+}
+
+/// Path helper.
+pub fn p(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
