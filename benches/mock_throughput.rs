@@ -4,6 +4,7 @@
 //! Run: `cargo bench --bench mock_throughput` (env: `CCM_BENCH_SECONDS`, default 10;
 //! `CCM_BENCH_CONCURRENCY`, default 32). The mock runs on its own 2-thread runtime, the load
 //! generator on another; both share the machine's cores, so the figure is a lower bound.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code
 
 use std::{
     sync::{
@@ -39,7 +40,8 @@ fn csrs(n: usize) -> Vec<String> {
         .map(|i| {
             let key = rcgen::KeyPair::generate().expect("key");
             let mut p = rcgen::CertificateParams::new(vec![format!("bench-{i}.example")]).expect("params");
-            p.distinguished_name.push(rcgen::DnType::CommonName, format!("bench-{i}"));
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, format!("bench-{i}"));
             p.serialize_request(&key).expect("csr").pem().expect("pem")
         })
         .collect()
@@ -89,7 +91,11 @@ fn run(alg: KeyAlgorithm, seconds: u64, concurrency: usize, pool: &Arc<Vec<Strin
                         let body = IssueFromCsr {
                             issuer_id: CA.into(),
                             csr: pool[i % pool.len()].clone(),
-                            validity: Validity { unit: ValidityUnit::Day, value: 30, start_from: None },
+                            validity: Validity {
+                                unit: ValidityUnit::Day,
+                                value: 30,
+                                start_from: None,
+                            },
                             cert_type: CertificateType::EntityCert,
                             path_length: None,
                             enterprise_project_id: None,
@@ -107,7 +113,11 @@ fn run(alg: KeyAlgorithm, seconds: u64, concurrency: usize, pool: &Arc<Vec<Strin
     });
     let elapsed = started.elapsed().as_secs_f64();
     let issued = done.load(Ordering::Relaxed);
-    assert_eq!(mock.stats().issued.total, issued, "every successful call issued exactly one certificate");
+    assert_eq!(
+        mock.stats().issued.total,
+        issued,
+        "every successful call issued exactly one certificate"
+    );
     drop(mock);
     (issued as f64 / elapsed, issued)
 }
@@ -119,7 +129,10 @@ fn main() {
     let concurrency = usize::try_from(env_u64("CCM_BENCH_CONCURRENCY", 32)).unwrap_or(32);
     ccm_issuer::install_crypto_provider();
     let pool = Arc::new(csrs(256));
-    println!("mock PCA issue-from-CSR throughput, {seconds}s per CA type, {concurrency} concurrent requests, {} CPUs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "mock PCA issue-from-CSR throughput, {seconds}s per CA type, {concurrency} concurrent requests, {} CPUs",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     for alg in [KeyAlgorithm::Ec256, KeyAlgorithm::Rsa2048] {
         let (rate, n) = run(alg, seconds, concurrency, &pool);
         println!("{:<8} CA: {rate:>8.0} leaf certificates/s ({n} issued)", alg.as_str());

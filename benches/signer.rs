@@ -1,6 +1,7 @@
 //! Cost of signing one PCA request, excluding the body hash (issue #2 target: ≤ 5 µs).
 //!
 //! Run: `cargo bench --bench signer`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code
 
 use std::hint::black_box;
 

@@ -1,5 +1,6 @@
 //! End-to-end scenarios on a real kube-apiserver + etcd + cert-manager with the mock PCA over
 //! HTTPS and the real controller binary (issue #4 §3). One control plane for the whole binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! The PCA client against the mock PCA over HTTPS: every operation, TLS trust via a CA bundle,
 //! domain-id discovery, error classes, which calls are retried, time-outs and rate limiting.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code
 
 use std::{sync::Arc, time::Duration};
 

@@ -2,6 +2,7 @@
 //! named by `HTTPS_PROXY`, and with every log target at TRACE neither the secret key nor the
 //! security token ever appears in the logs.
 #![allow(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test and benchmark code
 
 use std::{
     io::Write,

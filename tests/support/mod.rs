@@ -59,6 +59,9 @@ impl Default for StackOptions {
     }
 }
 
+/// A named scenario.
+pub type Scenario = (&'static str, fn(&Stack) -> Result<()>);
+
 /// Everything a test needs.
 pub struct Stack {
     pub rt: Runtime,
@@ -270,7 +273,7 @@ impl Stack {
 
     /// Runs the trials one after the other on this stack, prints the component logs when one
     /// fails, then tears everything down.
-    pub fn run(self, trials: Vec<(&'static str, fn(&Stack) -> Result<()>)>) -> ExitCode {
+    pub fn run(self, trials: Vec<Scenario>) -> ExitCode {
         let mut args = Arguments::from_args();
         args.test_threads = Some(1);
         let stack = std::sync::Arc::new(self);
@@ -298,7 +301,7 @@ impl Stack {
 }
 
 /// Runs a whole suite: a failed set-up prints the logs and fails.
-pub fn main_with(options: StackOptions, trials: Vec<(&'static str, fn(&Stack) -> Result<()>)>) -> ExitCode {
+pub fn main_with(options: StackOptions, trials: Vec<Scenario>) -> ExitCode {
     if Arguments::from_args().list {
         let listed = trials.iter().map(|(n, _)| Trial::test(*n, || Ok(()))).collect();
         return libtest_mimic::run(&Arguments::from_args(), listed).exit_code();
