@@ -47,6 +47,8 @@ pub struct StackOptions {
     pub tokens: Vec<StaticToken>,
     /// Start the controller with the admin kubeconfig (else the test starts it itself).
     pub start_controller: bool,
+    /// Extra controller flags.
+    pub controller_args: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -55,6 +57,7 @@ impl Default for StackOptions {
             cert_manager: CertManagerOptions::default(),
             tokens: Vec::new(),
             start_controller: true,
+            controller_args: Vec::new(),
         }
     }
 }
@@ -73,6 +76,7 @@ pub struct Stack {
     controller: Mutex<Option<ManagedProcess>>,
     controller_kubeconfig: Mutex<PathBuf>,
     controller_restarts: Mutex<u32>,
+    controller_args: Vec<String>,
     pub health_port: u16,
 }
 
@@ -133,6 +137,7 @@ impl Stack {
             controller: Mutex::new(None),
             controller_kubeconfig: Mutex::new(cp.kubeconfig_path().to_owned()),
             controller_restarts: Mutex::new(0),
+            controller_args: options.controller_args,
             health_port: free_port()?,
             cp,
             rt,
@@ -181,6 +186,7 @@ impl Stack {
             .arg("--ca-bundle")
             .arg(&self.mock_ca_file)
             .args(["--pca-timeout", "5s", "--issuer-recheck-interval", "1m"])
+            .args(&self.controller_args)
             .env("RUST_LOG", "info,ccm_issuer=trace")
             .env_remove("HTTPS_PROXY")
             .env_remove("https_proxy");
@@ -206,6 +212,15 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The controller's pid.
+    pub fn controller_pid(&self) -> Option<u32> {
+        self.controller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(ManagedProcess::pid)
     }
 
     /// Whether the controller process is alive.

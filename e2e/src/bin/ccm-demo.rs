@@ -1,0 +1,290 @@
+//! The local demo (`make demo`): a real etcd + kube-apiserver + cert-manager on loopback, the
+//! mock PCA over HTTPS and the ccm-issuer controller; applies the talk's two practices from
+//! `examples/`, waits for the certificates, shows the issued chains and checks the ingress
+//! certificate with `curl --cacert`. Everything is torn down at the end, on Ctrl-C or on error.
+//!
+//! `ccm-demo [--bin-dir DIR] [--keep]` — `--keep` leaves the cluster up until Ctrl-C and prints
+//! a kubeconfig for `kubectl`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use ccm_e2e::{ControlPlane, ControlPlaneOptions};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api,
+    api::{ApiResource, DynamicObject, GroupVersionKind},
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const URN: &str = "4bd1b320-e162-419f-8add-dfcc046197c7";
+const AK: &str = "DEMOACCESSKEY0000001";
+const SK: &str = "demo-secret-key-for-the-mock-pca-only-0001";
+const DOMAIN: &str = "0123456789abcdef0123456789abcdef";
+
+struct Clock(Instant);
+
+impl Clock {
+    fn say(&self, what: impl std::fmt::Display) {
+        println!("[{:>6.1}s] {what}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let clock = Clock(Instant::now());
+    let mut bin_dir = workspace_root().join("target/release");
+    let mut keep = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bin-dir" => bin_dir = args.next().map(PathBuf::from).unwrap_or(bin_dir),
+            "--keep" => keep = true,
+            other => {
+                eprintln!("unknown argument {other:?}; usage: ccm-demo [--bin-dir DIR] [--keep]");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let outcome = tokio::select! {
+        r = demo(&clock, &bin_dir, keep) => r,
+        _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+    };
+    match outcome {
+        Ok(()) => {
+            clock.say("demo finished; everything was stopped");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("demo failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn demo(clock: &Clock, bin_dir: &Path, keep: bool) -> Result<()> {
+    let root = workspace_root();
+    for bin in ["ccm-issuer", "ccm-mock-pca"] {
+        if !bin_dir.join(bin).exists() {
+            bail!("{} missing: run `cargo build --release --bin ccm-issuer --bin ccm-mock-pca` (make demo does)", bin_dir.join(bin).display());
+        }
+    }
+    let t = Instant::now();
+    let cp = ControlPlane::start(ControlPlaneOptions {
+        extra_crd_files: vec![
+            root.join("crds/ccm-issuer.ccm.com_ccmissuers.yaml"),
+            root.join("crds/ccm-issuer.ccm.com_ccmclusterissuers.yaml"),
+        ],
+        ..ControlPlaneOptions::default()
+    })
+    .await?;
+    clock.say(format!(
+        "control plane up in {:.1}s: etcd, kube-apiserver {}, cert-manager controllers, our CRDs",
+        t.elapsed().as_secs_f64(),
+        cp.tools().k8s_version().unwrap_or("?")
+    ));
+    let result = run_demo(clock, &cp, bin_dir, keep).await;
+    if result.is_err() {
+        cp.dump_logs();
+    }
+    clock.say("tearing down");
+    cp.shutdown().await?;
+    result
+}
+
+async fn run_demo(clock: &Clock, cp: &ControlPlane, bin_dir: &Path, keep: bool) -> Result<()> {
+    let root = workspace_root();
+    let work = cp.workdir();
+    let mock_ca = work.join("mock-pca-ca.pem");
+    let mut mock_cmd = Command::new(bin_dir.join("ccm-mock-pca"));
+    mock_cmd
+        .args(["--listen", "127.0.0.1:0", "--tls", "--tls-ca-out"])
+        .arg(&mock_ca)
+        .args(["--credential", &format!("{AK}:{SK}:{DOMAIN}"), "--ca", URN, "--ca-key-algorithm", "EC256"]);
+    let mock = cp.spawn("ccm-mock-pca", mock_cmd)?;
+    let mock_url = mock.first_stdout_line(Duration::from_secs(60)).await?;
+    clock.say(format!("mock PCA serving {mock_url} (HTTPS), CA {URN} (EC256, with its root)"));
+
+    cp.create_namespace("istio-system").await?;
+    cp.create_namespace("ccm-issuer").await?;
+    let health = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut ctl = Command::new(bin_dir.join("ccm-issuer"));
+    ctl.arg("controller")
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig_path())
+        .args(["--cluster-resource-namespace", "ccm-issuer"])
+        .args(["--health-bind-address", &health.to_string()])
+        // The talk's issuer names region cn-north-4: point that region at the mock, as the
+        // Huawei SDK's HUAWEICLOUD_SDK_REGION_CCM_CN_NORTH_4 variable would.
+        .args(["--pca-endpoint", &format!("cn-north-4={mock_url}")])
+        .arg("--ca-bundle")
+        .arg(&mock_ca)
+        .env("RUST_LOG", "info");
+    cp.spawn("ccm-issuer", ctl)?;
+    wait_http(&format!("http://{health}/readyz")).await?;
+    clock.say(format!("ccm-issuer controller ready (health and metrics on http://{health})"));
+
+    // The talk's Secret with the mock's credentials instead of placeholders.
+    let secret = std::fs::read_to_string(root.join("examples/mesh-ca/01-ccm-secret.yaml"))?
+        .replace("REPLACE_WITH_YOUR_ACCESS_KEY_ID", AK)
+        .replace("REPLACE_WITH_YOUR_SECRET_ACCESS_KEY", SK);
+    cp.apply_yaml(&secret).await?;
+    let issuer = std::fs::read_to_string(root.join("examples/mesh-ca/02-ccmissuer.yaml"))?
+        .replace("  name: ccmissuer-mesh\n", "  name: ccmissuer-mesh\n  namespace: istio-system\n");
+    cp.apply_yaml(&issuer).await?;
+    for file in ["mesh-ca/03-certificate-mesh-ca.yaml", "ingress-gateway/01-ccmissuer-ingress.yaml", "ingress-gateway/02-certificate-ingress-server-crt.yaml"] {
+        cp.apply_yaml_file(&root.join("examples").join(file)).await?;
+        clock.say(format!("applied examples/{file}"));
+    }
+    let client = cp.client().await?;
+    for name in ["mesh-ca", "ingress-server-crt"] {
+        let t = Instant::now();
+        wait_ready(&client, "istio-system", name).await?;
+        clock.say(format!("Certificate istio-system/{name} is Ready ({:.1}s)", t.elapsed().as_secs_f64()));
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "istio-system");
+    for (secret, title) in [("cacerts", "Practice 1 — istiod's plug-in CA, Secret istio-system/cacerts"), ("ingress-server-crt", "Practice 2 — ingress gateway, Secret istio-system/ingress-server-crt")] {
+        println!("\n{title}:");
+        let s = secrets.get(secret).await?;
+        for key in ["tls.crt", "ca.crt"] {
+            let pem = data(&s, key)?;
+            show_chain(work, key, &pem)?;
+        }
+    }
+    println!();
+    let s = secrets.get("ingress-server-crt").await?;
+    let (crt, key, ca) = (data(&s, "tls.crt")?, data(&s, "tls.key")?, data(&s, "ca.crt")?);
+    let ca_file = work.join("ingress-ca.crt");
+    std::fs::write(&ca_file, &ca)?;
+    let (port, _server) = https_server(&crt, &key).await?;
+    let cmd = format!(
+        "curl --cacert {} --resolve cert-test.com:{port}:127.0.0.1 https://cert-test.com:{port}/",
+        ca_file.display()
+    );
+    clock.say(format!("$ {cmd}"));
+    let out = tokio::task::spawn_blocking(move || Command::new("sh").args(["-c", &format!("{cmd} -sS --max-time 10")]).output()).await??;
+    if !out.status.success() {
+        bail!("curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    clock.say("TLS check passed: the gateway certificate verifies against the PCA root in ca.crt");
+    if keep {
+        println!("\nThe cluster stays up. In another shell:\n  export KUBECONFIG={}\n  kubectl get ccmissuers,certificates,certificaterequests -A\nPress Ctrl-C to stop.", cp.kubeconfig_path().display());
+        interrupted().await;
+    }
+    Ok(())
+}
+
+fn data(secret: &Secret, key: &str) -> Result<String> {
+    let bytes = secret.data.as_ref().and_then(|d| d.get(key)).with_context(|| format!("no {key}"))?;
+    Ok(String::from_utf8(bytes.0.clone())?)
+}
+
+/// Prints subject, issuer, validity and CA flag of every certificate in a PEM bundle.
+fn show_chain(work: &Path, name: &str, pem: &str) -> Result<()> {
+    for (i, der) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let der = der?;
+        let file = work.join("cert.der");
+        std::fs::write(&file, der.as_ref())?;
+        let out = Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-noout", "-subject", "-issuer", "-dates", "-ext", "basicConstraints", "-in"])
+            .arg(&file)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_owned))
+                .unwrap_or_default()
+        };
+        let ca = if text.contains("CA:TRUE") { "CA:TRUE" } else { "CA:FALSE" };
+        let pathlen = text.lines().find_map(|l| l.split("pathlen:").nth(1)).map(|p| format!(" pathlen:{}", p.trim())).unwrap_or_default();
+        println!("  {name}[{i}] subject: {}", field("subject="));
+        println!("  {:>width$}  issuer:  {}", "", field("issuer="), width = name.len() + 3);
+        println!("  {:>width$}  valid:   {} → {}   {ca}{pathlen}", "", field("notBefore="), field("notAfter="), width = name.len() + 3);
+    }
+    Ok(())
+}
+
+async fn wait_http(url: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if reqwest_get_ok(url).await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("{url} not ready after 60s")
+}
+
+async fn reqwest_get_ok(url: &str) -> bool {
+    match reqwest::Client::builder().build() {
+        Ok(c) => c.get(url).send().await.is_ok_and(|r| r.status().is_success()),
+        Err(_) => false,
+    }
+}
+
+async fn wait_ready(client: &kube::Client, ns: &str, name: &str) -> Result<()> {
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(c) = api.get(name).await
+            && c.data["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("Certificate {ns}/{name} not Ready after 120s")
+}
+
+/// A tiny HTTPS server standing in for the ingress gateway.
+async fn https_server(chain: &str, key: &str) -> Result<(u16, tokio::task::JoinHandle<()>)> {
+    let certs = CertificateDer::pem_slice_iter(chain.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())?;
+    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut buf = [0u8; 2048];
+                    let _ = tls.read(&mut buf).await;
+                    let body = "hello from the demo ingress gateway (TLS terminated with the PCA-signed certificate)\n";
+                    let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    Ok((port, task))
+}
