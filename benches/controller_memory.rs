@@ -36,7 +36,10 @@ async fn settle_and_measure(stack: &Stack, label: &str) -> Result<u64> {
 }
 
 fn main() -> Result<()> {
-    let n: usize = std::env::var("CCM_BENCH_CERTIFICATES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::var("CCM_BENCH_CERTIFICATES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let stack = Stack::start(StackOptions {
         controller_args: vec!["--pca-qps=200".into(), "--pca-burst=200".into()],
         ..StackOptions::default()

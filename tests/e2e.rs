@@ -423,8 +423,32 @@ fn wrong_credentials(stack: &Stack) -> Result<()> {
         ensure!(took < Duration::from_secs(45), "re-checked on the Secret change, not by the periodic re-check ({took:?})");
         certificate_ready(&client, ns, "waiting").await?;
         ensure!(stack.controller_running(), "same controller process");
+        print_events(&client, ns, &pending.name_any()).await?;
         Ok(())
     })
+}
+
+/// Prints a request's events, oldest first, as `kubectl describe` would list them.
+async fn print_events(client: &kube::Client, ns: &str, name: &str) -> Result<()> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let mut events: Vec<_> = api
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect();
+    events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    eprintln!("[e2e] events of CertificateRequest {ns}/{name}:");
+    for e in events {
+        eprintln!(
+            "[e2e]   {:<7} {:<16} {}",
+            e.type_.unwrap_or_default(),
+            e.reason.unwrap_or_default(),
+            e.note.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 // --- Scenario 7: PCA outage --------------------------------------------------------------------

@@ -37,7 +37,10 @@ impl Clock {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 #[tokio::main]
@@ -89,7 +92,10 @@ async fn demo(clock: &Clock, bin_dir: &Path, keep: bool) -> Result<()> {
     let root = workspace_root();
     for bin in ["ccm-issuer", "ccm-mock-pca"] {
         if !bin_dir.join(bin).exists() {
-            bail!("{} missing: run `cargo build --release --bin ccm-issuer --bin ccm-mock-pca` (make demo does)", bin_dir.join(bin).display());
+            bail!(
+                "{} missing: run `cargo build --release --bin ccm-issuer --bin ccm-mock-pca` (make demo does)",
+                bin_dir.join(bin).display()
+            );
         }
     }
     let t = Instant::now();
@@ -123,10 +129,19 @@ async fn run_demo(clock: &Clock, cp: &ControlPlane, bin_dir: &Path, keep: bool) 
     mock_cmd
         .args(["--listen", "127.0.0.1:0", "--tls", "--tls-ca-out"])
         .arg(&mock_ca)
-        .args(["--credential", &format!("{AK}:{SK}:{DOMAIN}"), "--ca", URN, "--ca-key-algorithm", "EC256"]);
+        .args([
+            "--credential",
+            &format!("{AK}:{SK}:{DOMAIN}"),
+            "--ca",
+            URN,
+            "--ca-key-algorithm",
+            "EC256",
+        ]);
     let mock = cp.spawn("ccm-mock-pca", mock_cmd)?;
     let mock_url = mock.first_stdout_line(Duration::from_secs(60)).await?;
-    clock.say(format!("mock PCA serving {mock_url} (HTTPS), CA {URN} (EC256, with its root)"));
+    clock.say(format!(
+        "mock PCA serving {mock_url} (HTTPS), CA {URN} (EC256, with its root)"
+    ));
 
     cp.create_namespace("istio-system").await?;
     cp.create_namespace("ccm-issuer").await?;
@@ -145,17 +160,25 @@ async fn run_demo(clock: &Clock, cp: &ControlPlane, bin_dir: &Path, keep: bool) 
         .env("RUST_LOG", "info");
     cp.spawn("ccm-issuer", ctl)?;
     wait_http(&format!("http://{health}/readyz")).await?;
-    clock.say(format!("ccm-issuer controller ready (health and metrics on http://{health})"));
+    clock.say(format!(
+        "ccm-issuer controller ready (health and metrics on http://{health})"
+    ));
 
     // The talk's Secret with the mock's credentials instead of placeholders.
     let secret = std::fs::read_to_string(root.join("examples/mesh-ca/01-ccm-secret.yaml"))?
         .replace("REPLACE_WITH_YOUR_ACCESS_KEY_ID", AK)
         .replace("REPLACE_WITH_YOUR_SECRET_ACCESS_KEY", SK);
     cp.apply_yaml(&secret).await?;
-    let issuer = std::fs::read_to_string(root.join("examples/mesh-ca/02-ccmissuer.yaml"))?
-        .replace("  name: ccmissuer-mesh\n", "  name: ccmissuer-mesh\n  namespace: istio-system\n");
+    let issuer = std::fs::read_to_string(root.join("examples/mesh-ca/02-ccmissuer.yaml"))?.replace(
+        "  name: ccmissuer-mesh\n",
+        "  name: ccmissuer-mesh\n  namespace: istio-system\n",
+    );
     cp.apply_yaml(&issuer).await?;
-    for file in ["mesh-ca/03-certificate-mesh-ca.yaml", "ingress-gateway/01-ccmissuer-ingress.yaml", "ingress-gateway/02-certificate-ingress-server-crt.yaml"] {
+    for file in [
+        "mesh-ca/03-certificate-mesh-ca.yaml",
+        "ingress-gateway/01-ccmissuer-ingress.yaml",
+        "ingress-gateway/02-certificate-ingress-server-crt.yaml",
+    ] {
         cp.apply_yaml_file(&root.join("examples").join(file)).await?;
         clock.say(format!("applied examples/{file}"));
     }
@@ -163,10 +186,22 @@ async fn run_demo(clock: &Clock, cp: &ControlPlane, bin_dir: &Path, keep: bool) 
     for name in ["mesh-ca", "ingress-server-crt"] {
         let t = Instant::now();
         wait_ready(&client, "istio-system", name).await?;
-        clock.say(format!("Certificate istio-system/{name} is Ready ({:.1}s)", t.elapsed().as_secs_f64()));
+        clock.say(format!(
+            "Certificate istio-system/{name} is Ready ({:.1}s)",
+            t.elapsed().as_secs_f64()
+        ));
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "istio-system");
-    for (secret, title) in [("cacerts", "Practice 1 — istiod's plug-in CA, Secret istio-system/cacerts"), ("ingress-server-crt", "Practice 2 — ingress gateway, Secret istio-system/ingress-server-crt")] {
+    for (secret, title) in [
+        (
+            "cacerts",
+            "Practice 1 — istiod's plug-in CA, Secret istio-system/cacerts",
+        ),
+        (
+            "ingress-server-crt",
+            "Practice 2 — ingress gateway, Secret istio-system/ingress-server-crt",
+        ),
+    ] {
         println!("\n{title}:");
         let s = secrets.get(secret).await?;
         for key in ["tls.crt", "ca.crt"] {
@@ -185,21 +220,33 @@ async fn run_demo(clock: &Clock, cp: &ControlPlane, bin_dir: &Path, keep: bool) 
         ca_file.display()
     );
     clock.say(format!("$ {cmd}"));
-    let out = tokio::task::spawn_blocking(move || Command::new("sh").args(["-c", &format!("{cmd} -sS --max-time 10")]).output()).await??;
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("sh")
+            .args(["-c", &format!("{cmd} -sS --max-time 10")])
+            .output()
+    })
+    .await??;
     if !out.status.success() {
         bail!("curl failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     print!("{}", String::from_utf8_lossy(&out.stdout));
     clock.say("TLS check passed: the gateway certificate verifies against the PCA root in ca.crt");
     if keep {
-        println!("\nThe cluster stays up. In another shell:\n  export KUBECONFIG={}\n  kubectl get ccmissuers,certificates,certificaterequests -A\nPress Ctrl-C to stop.", cp.kubeconfig_path().display());
+        println!(
+            "\nThe cluster stays up. In another shell:\n  export KUBECONFIG={}\n  kubectl get ccmissuers,certificates,certificaterequests -A\nPress Ctrl-C to stop.",
+            cp.kubeconfig_path().display()
+        );
         interrupted().await;
     }
     Ok(())
 }
 
 fn data(secret: &Secret, key: &str) -> Result<String> {
-    let bytes = secret.data.as_ref().and_then(|d| d.get(key)).with_context(|| format!("no {key}"))?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .with_context(|| format!("no {key}"))?;
     Ok(String::from_utf8(bytes.0.clone())?)
 }
 
@@ -210,7 +257,18 @@ fn show_chain(work: &Path, name: &str, pem: &str) -> Result<()> {
         let file = work.join("cert.der");
         std::fs::write(&file, der.as_ref())?;
         let out = Command::new("openssl")
-            .args(["x509", "-inform", "DER", "-noout", "-subject", "-issuer", "-dates", "-ext", "basicConstraints", "-in"])
+            .args([
+                "x509",
+                "-inform",
+                "DER",
+                "-noout",
+                "-subject",
+                "-issuer",
+                "-dates",
+                "-ext",
+                "basicConstraints",
+                "-in",
+            ])
             .arg(&file)
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -219,11 +277,30 @@ fn show_chain(work: &Path, name: &str, pem: &str) -> Result<()> {
                 .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_owned))
                 .unwrap_or_default()
         };
-        let ca = if text.contains("CA:TRUE") { "CA:TRUE" } else { "CA:FALSE" };
-        let pathlen = text.lines().find_map(|l| l.split("pathlen:").nth(1)).map(|p| format!(" pathlen:{}", p.trim())).unwrap_or_default();
+        let ca = if text.contains("CA:TRUE") {
+            "CA:TRUE"
+        } else {
+            "CA:FALSE"
+        };
+        let pathlen = text
+            .lines()
+            .find_map(|l| l.split("pathlen:").nth(1))
+            .map(|p| format!(" pathlen:{}", p.trim()))
+            .unwrap_or_default();
         println!("  {name}[{i}] subject: {}", field("subject="));
-        println!("  {:>width$}  issuer:  {}", "", field("issuer="), width = name.len() + 3);
-        println!("  {:>width$}  valid:   {} → {}   {ca}{pathlen}", "", field("notBefore="), field("notAfter="), width = name.len() + 3);
+        println!(
+            "  {:>width$}  issuer:  {}",
+            "",
+            field("issuer="),
+            width = name.len() + 3
+        );
+        println!(
+            "  {:>width$}  valid:   {} → {}   {ca}{pathlen}",
+            "",
+            field("notBefore="),
+            field("notAfter="),
+            width = name.len() + 3
+        );
     }
     Ok(())
 }
@@ -267,7 +344,9 @@ async fn wait_ready(client: &kube::Client, ns: &str, name: &str) -> Result<()> {
 async fn https_server(chain: &str, key: &str) -> Result<(u16, tokio::task::JoinHandle<()>)> {
     let certs = CertificateDer::pem_slice_iter(chain.as_bytes()).collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(key.as_bytes())?;
-    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
@@ -279,7 +358,10 @@ async fn https_server(chain: &str, key: &str) -> Result<(u16, tokio::task::JoinH
                     let mut buf = [0u8; 2048];
                     let _ = tls.read(&mut buf).await;
                     let body = "hello from the demo ingress gateway (TLS terminated with the PCA-signed certificate)\n";
-                    let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
                     let _ = tls.write_all(response.as_bytes()).await;
                     let _ = tls.shutdown().await;
                 }

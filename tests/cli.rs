@@ -1,0 +1,202 @@
+//! `ccm-issuer pca describe-ca` and `ccm-issuer pca sign` as a user runs them: the real binary,
+//! credentials from the Huawei SDK's environment variables, against the mock PCA over HTTPS.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use std::process::{Command, Output};
+
+use ccm_mock_pca::{
+    ca::KeyAlgorithm,
+    embedded::{Embedded, EmbeddedOptions},
+};
+
+const AK: &str = "CLIACCESSKEY00000001";
+const SK: &str = "cli-secret-key-000000000000000000000001";
+const DOMAIN: &str = "0123456789abcdef0123456789abcdef";
+const CA: &str = "6434f74f-2d13-4e6a-89eb-93ee313f1a43";
+
+struct Fixture {
+    mock: Embedded,
+    dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    ccm_issuer::install_crypto_provider();
+    let mock = Embedded::start(EmbeddedOptions {
+        credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().unwrap()],
+        cas: vec![(CA.to_owned(), KeyAlgorithm::Ec256, 1)],
+        tls: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mock-ca.pem"), mock.tls_ca_pem.as_deref().unwrap()).unwrap();
+    Fixture { mock, dir }
+}
+
+impl Fixture {
+    /// Runs `ccm-issuer pca <args>` off the async runtime (the mock serves on it meanwhile).
+    async fn pca(&self, sk: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccm-issuer"));
+        cmd.arg("pca")
+            .args(args)
+            .args(["--urn", CA, "--endpoint", &self.mock.url, "--ca-bundle"])
+            .arg(self.dir.path().join("mock-ca.pem"))
+            .env("HUAWEICLOUD_SDK_AK", AK)
+            .env("HUAWEICLOUD_SDK_SK", sk)
+            .env_remove("HUAWEICLOUD_SDK_DOMAIN_ID")
+            .env_remove("HTTPS_PROXY");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn csr(&self, name: &str, keyspec: &[&str]) -> String {
+        let key = self.dir.path().join(format!("{name}.key"));
+        let csr = self.dir.path().join(format!("{name}.csr"));
+        let ok = Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                &format!("subjectAltName=DNS:{name}.example"),
+            ])
+            .args(keyspec)
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr)
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+        csr.display().to_string()
+    }
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_ca_checks_credentials_and_urn() {
+    let f = fixture().await;
+    let out = f.pca(SK, &["describe-ca"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("status:         ACTIVED"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("account:        {DOMAIN}")),
+        "discovered through IAM: {stdout}"
+    );
+    assert!(stdout.contains("OK, this CA can issue"), "{stdout}");
+
+    let out = f.pca("wrong-secret", &["describe-ca"]).await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("APIGW.0301") && stderr.contains("HUAWEICLOUD_SDK_SK"),
+        "says what to fix: {stderr}"
+    );
+    assert!(!stderr.contains("wrong-secret"), "{stderr}");
+
+    f.mock
+        .mock
+        .store
+        .update_ca(CA, |ca| {
+            ca.status = ccm_mock_pca::state::CaStatus::Disabled;
+            Ok(())
+        })
+        .unwrap();
+    let out = f.pca(SK, &["describe-ca"]).await;
+    assert_eq!(out.status.code(), Some(1), "a CA that cannot issue is a failure");
+    assert!(text(&out).0.contains("cannot issue"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_prints_chain_and_writes_root() {
+    let f = fixture().await;
+    let csr = f.csr("leaf", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    let root = f.dir.path().join("root.pem");
+    let out = f
+        .pca(
+            SK,
+            &[
+                "sign",
+                "--csr",
+                &csr,
+                "--duration",
+                "720h",
+                "--ca-out",
+                root.to_str().unwrap(),
+            ],
+        )
+        .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "leaf + PCA sub-CA:\n{stdout}"
+    );
+    let root_pem = std::fs::read_to_string(&root).unwrap();
+    assert_eq!(root_pem.matches("BEGIN CERTIFICATE").count(), 1);
+    std::fs::write(f.dir.path().join("chain.pem"), &stdout).unwrap();
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&root)
+        .arg("-untrusted")
+        .arg(f.dir.path().join("chain.pem"))
+        .arg(f.dir.path().join("chain.pem"))
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert_eq!(f.mock.stats().issued.total, 1);
+
+    // A CA certificate for an Istio intermediate.
+    let ca_csr = f.csr("mesh-ca", &["-newkey", "rsa:2048"]);
+    let out = f
+        .pca(SK, &["sign", "--csr", &ca_csr, "--ca", "--path-length", "0"])
+        .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    std::fs::write(f.dir.path().join("ca.pem"), &stdout).unwrap();
+    let x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(f.dir.path().join("ca.pem"))
+        .output()
+        .unwrap();
+    let x509 = String::from_utf8_lossy(&x509.stdout);
+    assert!(x509.contains("CA:TRUE, pathlen:0"), "{x509}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_refuses_bad_input_before_calling_the_pca() {
+    let f = fixture().await;
+    let rsa3072 = f.csr("big", &["-newkey", "rsa:3072"]);
+    let out = f.pca(SK, &["sign", "--csr", &rsa3072]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("RSA 3072-bit"), "{}", text(&out).1);
+    let garbage = f.dir.path().join("garbage.csr");
+    std::fs::write(&garbage, "not a csr").unwrap();
+    let out = f.pca(SK, &["sign", "--csr", garbage.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("is not a usable CSR"), "{}", text(&out).1);
+    assert!(
+        !f.mock.stats().operations.contains_key("CreateCertificateByCsr"),
+        "no issue call"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ccm-issuer"))
+        .args(["pca", "describe-ca", "--urn", CA, "--endpoint", &f.mock.url])
+        .env_remove("HUAWEICLOUD_SDK_AK")
+        .env_remove("HUAWEICLOUD_SDK_SK")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("set HUAWEICLOUD_SDK_AK"), "{}", text(&out).1);
+}
