@@ -8,12 +8,12 @@
 #
 # Output goes to a cache directory OUTSIDE the repo, keyed by the component versions and a
 # short hash of our wrapper files (go.mod, go.sum, *.go):
-#   ${CCM_E2E_CACHE:-$HOME/.cache/ccm-issuer/e2e-tools}/<key>/{bin,crds,env}
+#   ${CCM_E2E_CACHE:-${CCM_CACHE:-$HOME/.cache/ccm-issuer}/e2e-tools}/<key>/{bin,crds,env}
 # A second run finds everything there and returns within a second or two.
 #
 # Progress goes to stderr; the LAST stdout line is the key directory, so
 #   export CCM_E2E_TOOLS=$(e2e-tools/build.sh)
-# works. Environment: CCM_E2E_CACHE (cache root), CCM_E2E_BUILD_JOBS (go build -p, default 2).
+# works. Environment: CCM_E2E_CACHE (cache root; default $CCM_CACHE/e2e-tools), CCM_E2E_BUILD_JOBS (go build -p, default 2).
 set -euo pipefail
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
@@ -43,7 +43,7 @@ HELM_VERSION=$(modver helm helm.sh/helm/v3)
 wrapper_hash=$(cd "$here" && find etcd kube certmanager helm -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print0 |
   LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-10)
 KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_cm-${CM_VERSION}_helm-${HELM_VERSION}_${BUILD_REVISION}-${wrapper_hash}"
-CACHE_ROOT=${CCM_E2E_CACHE:-$HOME/.cache/ccm-issuer/e2e-tools}
+CACHE_ROOT=${CCM_E2E_CACHE:-${CCM_CACHE:-$HOME/.cache/ccm-issuer}/e2e-tools}
 OUT="$CACHE_ROOT/$KEY"
 BIN="$OUT/bin"
 CRDS="$OUT/crds"
