@@ -249,6 +249,28 @@ fn to_yaml<T: Serialize>(value: &T) -> Result<String, serde_saphyr::ser::Error> 
     ))
 }
 
+/// A minimal valid spec (the talk's CA and region), for tests.
+#[cfg(test)]
+pub(crate) fn test_spec(secret_namespace: Option<&str>) -> IssuerSpec {
+    IssuerSpec {
+        urn: "4bd1b320-e162-419f-8add-dfcc046197c7".into(),
+        region: "cn-north-4".into(),
+        secret_ref: SecretRef {
+            namespace: secret_namespace.map(str::to_owned),
+            name: "ccm-secret".into(),
+            access_key_key: None,
+            secret_key_key: None,
+            security_token_key: None,
+        },
+        domain_id: None,
+        endpoint: None,
+        iam_endpoint: None,
+        ca_bundle: None,
+        enterprise_project_id: None,
+        path_length: None,
+    }
+}
+
 /// Known regions, for docs and error messages.
 pub fn known_regions() -> Vec<&'static str> {
     KNOWN_REGIONS.iter().map(|(r, _)| *r).collect()

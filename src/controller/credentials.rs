@@ -261,26 +261,10 @@ mod tests {
     use kube::api::ObjectMeta;
 
     use super::*;
-    use crate::crd::{CCMClusterIssuer, CCMIssuer, ClusterIssuerSpec, SecretRef};
+    use crate::crd::{CCMClusterIssuer, CCMIssuer, ClusterIssuerSpec};
 
     fn spec(secret_ns: Option<&str>) -> IssuerSpec {
-        IssuerSpec {
-            urn: "4bd1b320-e162-419f-8add-dfcc046197c7".into(),
-            region: "cn-north-4".into(),
-            secret_ref: SecretRef {
-                namespace: secret_ns.map(str::to_owned),
-                name: "ccm-secret".into(),
-                access_key_key: None,
-                secret_key_key: None,
-                security_token_key: None,
-            },
-            domain_id: None,
-            endpoint: None,
-            iam_endpoint: None,
-            ca_bundle: None,
-            enterprise_project_id: None,
-            path_length: None,
-        }
+        crate::crd::test_spec(secret_ns)
     }
 
     fn namespaced(ns: &str, secret_ns: Option<&str>) -> AnyIssuer {

@@ -456,28 +456,11 @@ mod tests {
     use super::*;
     use crate::{
         cert_manager::{CertificateRequestSpec, IssuerRef},
-        crd::SecretRef,
         pca::types::DistinguishedName,
     };
 
     fn spec() -> IssuerSpec {
-        IssuerSpec {
-            urn: "4bd1b320-e162-419f-8add-dfcc046197c7".into(),
-            region: "cn-north-4".into(),
-            secret_ref: SecretRef {
-                namespace: None,
-                name: "s".into(),
-                access_key_key: None,
-                secret_key_key: None,
-                security_token_key: None,
-            },
-            domain_id: None,
-            endpoint: None,
-            iam_endpoint: None,
-            ca_bundle: None,
-            enterprise_project_id: None,
-            path_length: None,
-        }
+        crate::crd::test_spec(None)
     }
 
     fn ca(status: &str, not_after_ms: i64) -> CertificateAuthority {

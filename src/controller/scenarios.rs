@@ -316,13 +316,7 @@ async fn wrong_credentials_flip_the_issuer_and_the_request_waits() {
     );
     assert!(message.contains("APIGW.0301"), "{message}");
     let issuer: CCMIssuer = serde_json::from_value(w.api.get(ISSUER_PATH).expect("issuer")).expect("decode");
-    let ready = issuer
-        .status
-        .expect("status")
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("ready");
+    let ready = ready_of(issuer.status);
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "PCAAuthenticationFailed")
@@ -539,13 +533,7 @@ async fn namespaced_issuer_cannot_borrow_another_namespaces_secret() {
         .await
         .expect("reconcile");
     let issuer: CCMIssuer = serde_json::from_value(w.api.get(ISSUER_PATH).expect("issuer")).expect("decode");
-    let ready = issuer
-        .status
-        .expect("status")
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("ready");
+    let ready = ready_of(issuer.status);
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "SecretNamespaceNotAllowed")
@@ -562,19 +550,22 @@ async fn namespaced_issuer_cannot_borrow_another_namespaces_secret() {
     );
 }
 
+fn ready_of(status: Option<crate::crd::IssuerStatus>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("ready")
+}
+
 async fn check_issuer(w: &World) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     let issuer: CCMIssuer = serde_json::from_value(w.api.get(ISSUER_PATH).expect("issuer")).expect("decode");
     issuer::reconcile_namespaced(Arc::new(issuer), w.ctx.clone())
         .await
         .expect("reconcile");
     let issuer: CCMIssuer = serde_json::from_value(w.api.get(ISSUER_PATH).expect("issuer")).expect("decode");
-    issuer
-        .status
-        .expect("status")
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("ready")
+    ready_of(issuer.status)
 }
 
 #[tokio::test]
@@ -717,13 +708,7 @@ async fn cluster_issuer_uses_the_cluster_resource_namespace() {
         .await
         .expect("reconcile");
     let issuer: CCMClusterIssuer = serde_json::from_value(w.api.get(path).expect("issuer")).expect("decode");
-    let ready = issuer
-        .status
-        .expect("status")
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
-        .expect("ready");
+    let ready = ready_of(issuer.status);
     assert_eq!(ready.status, "True", "{}", ready.message);
     let c = csr(false, &["x.example"]);
     w.api.put(request_json(&c, false, approved(), "CCMClusterIssuer"));
