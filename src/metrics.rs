@@ -217,6 +217,13 @@ impl Metrics {
         self.refresh_issuer_gauge(&map);
     }
 
+    /// Forgets every issuer whose key is not in `live`.
+    pub fn retain_issuers(&self, live: &std::collections::HashSet<String>) {
+        let mut map = self.ready_issuers.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, _| live.contains(k));
+        self.refresh_issuer_gauge(&map);
+    }
+
     fn refresh_issuer_gauge(&self, map: &HashMap<String, (&'static str, bool)>) {
         for kind in [crate::crd::ISSUER_KIND, crate::crd::CLUSTER_ISSUER_KIND] {
             let n = map.values().filter(|(k, ready)| *k == kind && *ready).count();

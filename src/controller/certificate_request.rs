@@ -488,7 +488,12 @@ async fn apply(cr: &CertificateRequest, ctx: &Context, outcome: Outcome) -> Resu
     let uid = cr.uid().unwrap_or_default();
     let reference = cr.object_ref(&());
     match outcome {
-        Outcome::Ignore(_) => Ok(Action::await_change()),
+        Outcome::Ignore(label) => {
+            if matches!(label, "gone" | "final") {
+                ctx.requests.forget(&uid);
+            }
+            Ok(Action::await_change())
+        }
         Outcome::Denied(why) => {
             let message = format!("The CertificateRequest was denied by an approver: {why}");
             let ready = request_condition(existing, READY, Some(false), reason::DENIED, message.clone());

@@ -243,6 +243,11 @@ impl PcaClients {
         self.lock().remove(key);
     }
 
+    /// Drops the clients of issuers not in `live`.
+    pub fn retain(&self, live: &std::collections::HashSet<IssuerKey>) {
+        self.lock().retain(|k, _| live.contains(k));
+    }
+
     /// Request time-out of the clients, for in-flight reasoning.
     pub fn request_timeout(&self) -> Duration {
         self.config.pca_timeout

@@ -207,6 +207,22 @@ impl Context {
         }
     }
 
+    /// Forgets per-issuer state (Secret watches, clients, readiness gauge) of deleted issuers.
+    /// Deleted objects are never reconciled again, so this runs periodically.
+    pub fn forget_deleted_issuers(&self) {
+        let mut live: std::collections::HashSet<IssuerKey> = std::collections::HashSet::new();
+        for i in self.issuers.namespaced.state() {
+            live.insert(AnyIssuer::Namespaced(i).key());
+        }
+        for i in self.issuers.cluster.state() {
+            live.insert(AnyIssuer::Cluster(i).key());
+        }
+        self.secret_watches.retain_issuers(&live);
+        self.pca.retain(&live);
+        self.metrics
+            .retain_issuers(&live.iter().map(ToString::to_string).collect());
+    }
+
     /// Publishes an event; failures are logged, never fatal.
     pub async fn event(
         &self,

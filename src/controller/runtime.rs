@@ -257,8 +257,21 @@ async fn run_controllers(
             }
         }
     };
+    let janitor = {
+        let ctx = ctx.clone();
+        let mut shutdown = shutdown.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => ctx.forget_deleted_issuers(),
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+            }
+        }
+    };
     tokio::join!(
         ready,
+        janitor,
         cr_ctrl
             .run(
                 certificate_request::reconcile,

@@ -715,3 +715,29 @@ async fn cluster_issuer_uses_the_cluster_resource_namespace() {
     w.reconcile().await;
     assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
 }
+
+#[tokio::test]
+async fn state_of_deleted_issuers_is_forgotten() {
+    let w = world(Config::default()).await;
+    let ready = check_issuer(&w).await;
+    assert_eq!(ready.status, "True");
+    assert_eq!(w.ctx.secret_watches.len(), 1, "the issuer's Secret is watched");
+    assert!(
+        w.ctx
+            .metrics
+            .encode()
+            .contains(r#"ccm_issuer_issuers_ready{kind="CCMIssuer"} 1"#)
+    );
+    // The test context's issuer cache is empty: as if the issuer had been deleted.
+    w.ctx.forget_deleted_issuers();
+    assert!(
+        w.ctx.secret_watches.is_empty(),
+        "the watch of a deleted issuer's Secret stops"
+    );
+    assert!(
+        w.ctx
+            .metrics
+            .encode()
+            .contains(r#"ccm_issuer_issuers_ready{kind="CCMIssuer"} 0"#)
+    );
+}

@@ -68,6 +68,19 @@ impl SecretWatches {
         drop_issuer(&mut self.lock(), issuer, None);
     }
 
+    /// Forgets every issuer not in `live` (deleted issuers are never reconciled again).
+    pub fn retain_issuers(&self, live: &std::collections::HashSet<IssuerKey>) {
+        let mut watches = self.lock();
+        let gone: Vec<IssuerKey> = watches
+            .values()
+            .flat_map(|w| w.issuers.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .filter(|k| !live.contains(k))
+            .collect();
+        for issuer in &gone {
+            drop_issuer(&mut watches, issuer, None);
+        }
+    }
+
     /// Number of Secrets watched (for tests and diagnostics).
     pub fn len(&self) -> usize {
         self.lock().len()
