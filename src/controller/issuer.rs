@@ -420,7 +420,8 @@ async fn publish_transitions(issuer: &AnyIssuer, ctx: &Context, previous: Option
     }
 }
 
-/// Marks an issuer not ready because a request's PCA call was refused (credentials, CA gone).
+/// Marks an issuer not ready because a request's PCA call was refused (credentials, CA gone),
+/// and schedules a re-check.
 pub async fn report_problem(ctx: &Context, issuer: &AnyIssuer, reason: &'static str, message: String) {
     let key = issuer.key();
     ctx.pca.invalidate(&key);
@@ -440,9 +441,10 @@ pub async fn report_problem(ctx: &Context, issuer: &AnyIssuer, reason: &'static 
         publish_transitions(issuer, ctx, previous.as_ref(), &verdict).await;
         ctx.metrics.issuer_ready(key.to_string(), key.kind(), false);
     }
-    // No immediate re-check: the refusal was just observed, and repeating failed calls gets the
-    // access key locked by the gateway (5 failures → 5 minutes). A Secret change or the periodic
-    // re-check looks again.
+    // Re-check, but not at once: the refusal was just observed, and repeating failed calls gets
+    // the access key locked by the gateway (5 failures → 5 minutes). A Secret change re-checks
+    // immediately anyway.
+    ctx.triggers.recheck_after(&key, ctx.config.problem_recheck_delay);
 }
 
 /// Error policy of both issuer controllers: back off and retry.

@@ -51,6 +51,8 @@ pub struct Config {
     pub issuer_recheck_interval: Duration,
     /// Warn when the CA ends within this window.
     pub ca_expiry_warning: Duration,
+    /// Re-check of an issuer after a request's PCA call was refused for its credentials.
+    pub problem_recheck_delay: Duration,
     /// Parallel reconciliations per controller.
     pub max_concurrent_reconciles: u16,
     /// PCA calls per second per endpoint and access key.
@@ -77,6 +79,8 @@ impl Default for Config {
             max_retry_duration: Duration::from_secs(300),
             issuer_recheck_interval: Duration::from_secs(600),
             ca_expiry_warning: Duration::from_secs(30 * 24 * 3600),
+            // Not at once: repeated refused calls get the access key locked by the gateway.
+            problem_recheck_delay: Duration::from_secs(60),
             max_concurrent_reconciles: 8,
             pca_qps: 5.0,
             pca_burst: 10,
@@ -108,6 +112,15 @@ pub struct IssuerTriggers {
 }
 
 impl IssuerTriggers {
+    /// Asks for a re-check of an issuer after `delay`.
+    pub fn recheck_after(&self, key: &IssuerKey, delay: Duration) {
+        let (triggers, key) = (self.clone(), key.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            triggers.recheck(&key);
+        });
+    }
+
     /// Asks for a re-check of an issuer (ignored if the controller has stopped).
     pub fn recheck(&self, key: &IssuerKey) {
         let _ = match key {

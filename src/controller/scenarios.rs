@@ -303,7 +303,13 @@ async fn invalid_csrs_fail_with_invalid_request_before_any_pca_call() {
 
 #[tokio::test]
 async fn wrong_credentials_flip_the_issuer_and_the_request_waits() {
-    let w = world(Config::default()).await;
+    let mut w = world(Config::default()).await;
+    let config = Config {
+        problem_recheck_delay: Duration::from_millis(50),
+        ..Config::default()
+    };
+    let (ctx, mut triggered) = super::testing::context_with_triggers(&w.api, config);
+    w.ctx = ctx;
     w.api.put(secret(NS, AK, "not-the-secret-key"));
     let c = csr(false, &["x.example"]);
     w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
@@ -323,6 +329,11 @@ async fn wrong_credentials_flip_the_issuer_and_the_request_waits() {
     );
     assert!(!ready.message.contains("not-the-secret-key"));
     assert_eq!(w.issued().await, 0);
+    let recheck = tokio::time::timeout(Duration::from_secs(5), triggered.namespaced.recv())
+        .await
+        .expect("a delayed re-check of the issuer is scheduled")
+        .expect("trigger");
+    assert_eq!(recheck.name, "ccmissuer-mesh");
 }
 
 #[tokio::test]

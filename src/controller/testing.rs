@@ -332,11 +332,25 @@ impl MockPca {
 /// A context over the fake API server. Issuer stores start empty (the reconciler then reads
 /// issuers from the API, as it does when its cache lags).
 pub fn context(api: &FakeApi, config: Config) -> Arc<Context> {
+    context_with_triggers(api, config).0
+}
+
+/// Receivers of the issuer re-check triggers.
+pub struct Triggered {
+    /// CCMIssuers.
+    pub namespaced: mpsc::UnboundedReceiver<reflector::ObjectRef<crate::crd::CCMIssuer>>,
+    /// CCMClusterIssuers (kept open so sends succeed).
+    #[allow(dead_code)]
+    pub cluster: mpsc::UnboundedReceiver<reflector::ObjectRef<CCMClusterIssuer>>,
+}
+
+/// [`context`], also returning the re-check trigger receivers.
+pub fn context_with_triggers(api: &FakeApi, config: Config) -> (Arc<Context>, Triggered) {
     let (ns_store, _ns_writer) = reflector::store();
     let (cl_store, _cl_writer) = reflector::store::<CCMClusterIssuer>();
-    let (ns_tx, _ns_rx) = mpsc::unbounded_channel();
-    let (cl_tx, _cl_rx) = mpsc::unbounded_channel();
-    Arc::new(Context::new(
+    let (ns_tx, ns_rx) = mpsc::unbounded_channel();
+    let (cl_tx, cl_rx) = mpsc::unbounded_channel();
+    let ctx = Arc::new(Context::new(
         api.client(),
         config,
         Arc::new(Metrics::new()),
@@ -348,5 +362,12 @@ pub fn context(api: &FakeApi, config: Config) -> Arc<Context> {
             namespaced: ns_tx,
             cluster: cl_tx,
         },
-    ))
+    ));
+    (
+        ctx,
+        Triggered {
+            namespaced: ns_rx,
+            cluster: cl_rx,
+        },
+    )
 }
