@@ -275,7 +275,15 @@ async fn server_errors_are_retried_for_reads_but_never_for_issuance() {
 #[tokio::test]
 async fn throttling_is_retried_even_for_issuance() {
     let m = mock(Some(2)).await;
-    let client = client_with(config(&m), SK);
+    // The throttle admits 2 calls per wall-clock second: give the retries more than a second in
+    // total, so each call gets through whatever the phase of the window.
+    let mut c = config(&m);
+    c.retry = RetryPolicy {
+        max_retries: 5,
+        min_delay: Duration::from_millis(300),
+        max_delay: Duration::from_secs(1),
+    };
+    let client = client_with(c, SK);
     client.domain_id().await.expect("domain");
     let mut ids = Vec::new();
     for i in 0..4 {
@@ -329,7 +337,7 @@ async fn timeouts_are_ambiguous_and_reads_retry() {
     let observer: Arc<dyn PcaObserver> = attempts.clone();
     let client = PcaClient::new(c, creds, Arc::new(TokenBucket::new(0.0, 1)), Some(observer)).expect("client");
     m.set_faults(FaultPlan {
-        latency_ms: 1500,
+        latency_ms: 5000,
         ..Default::default()
     })
     .expect("faults");
@@ -337,7 +345,10 @@ async fn timeouts_are_ambiguous_and_reads_retry() {
     let err = client.show_ca(CA).await.expect_err("slow");
     assert!(matches!(err, PcaError::Timeout { .. }), "{err:?}");
     assert!(err.is_ambiguous() && err.is_retryable());
-    assert!(started.elapsed() < Duration::from_secs(3), "timeouts are enforced");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "timeouts are enforced (without them: 10s)"
+    );
     let err = client
         .issue_from_csr(&issue_body(csr_pem("slow"), CertificateType::EntityCert))
         .await
