@@ -44,7 +44,7 @@ const REGION_RULE: &str = "has(self.endpoint) || self.region in ['cn-north-4', '
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"URN","type":"string","jsonPath":".spec.urn"}"#,
     printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.region"}"#,
-    printcolumn = r#"{"name":"CA Expires","type":"date","jsonPath":".status.ca.notAfter","priority":1}"#,
+    printcolumn = r#"{"name":"CA Not After","type":"string","jsonPath":".status.ca.notAfter","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new(REGION_RULE).message(
@@ -168,7 +168,7 @@ impl SecretRef {
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"URN","type":"string","jsonPath":".spec.urn"}"#,
     printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.region"}"#,
-    printcolumn = r#"{"name":"CA Expires","type":"date","jsonPath":".status.ca.notAfter","priority":1}"#,
+    printcolumn = r#"{"name":"CA Not After","type":"string","jsonPath":".status.ca.notAfter","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(transparent)]

@@ -60,9 +60,15 @@ async fn main() -> std::process::ExitCode {
         }
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let showing = std::sync::atomic::AtomicBool::new(false);
     let outcome = tokio::select! {
-        r = demo(&clock, &bin_dir, keep) => r,
-        _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+        r = demo(&clock, &bin_dir, keep, &showing) => r,
+        // Ctrl-C ends a --keep demo normally; earlier it interrupts. Either way dropping the
+        // demo future tears the control plane down.
+        _ = interrupted() => match showing.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!("interrupted")),
+        },
     };
     match outcome {
         Ok(()) => {
@@ -88,7 +94,7 @@ async fn interrupted() {
     }
 }
 
-async fn demo(clock: &Clock, bin_dir: &Path, keep: bool) -> Result<()> {
+async fn demo(clock: &Clock, bin_dir: &Path, keep: bool, showing: &std::sync::atomic::AtomicBool) -> Result<()> {
     let root = workspace_root();
     for bin in ["ccm-issuer", "ccm-mock-pca"] {
         if !bin_dir.join(bin).exists() {
@@ -112,7 +118,7 @@ async fn demo(clock: &Clock, bin_dir: &Path, keep: bool) -> Result<()> {
         t.elapsed().as_secs_f64(),
         cp.tools().k8s_version().unwrap_or("?")
     ));
-    let result = run_demo(clock, &cp, bin_dir, keep).await;
+    let result = run_demo(clock, &cp, bin_dir, keep, showing).await;
     if result.is_err() {
         cp.dump_logs();
     }
@@ -121,7 +127,13 @@ async fn demo(clock: &Clock, bin_dir: &Path, keep: bool) -> Result<()> {
     result
 }
 
-async fn run_demo(clock: &Clock, cp: &ControlPlane, bin_dir: &Path, keep: bool) -> Result<()> {
+async fn run_demo(
+    clock: &Clock,
+    cp: &ControlPlane,
+    bin_dir: &Path,
+    keep: bool,
+    showing: &std::sync::atomic::AtomicBool,
+) -> Result<()> {
     let root = workspace_root();
     let work = cp.workdir();
     let mock_ca = work.join("mock-pca-ca.pem");
@@ -232,11 +244,13 @@ async fn run_demo(clock: &Clock, cp: &ControlPlane, bin_dir: &Path, keep: bool) 
     print!("{}", String::from_utf8_lossy(&out.stdout));
     clock.say("TLS check passed: the gateway certificate verifies against the PCA root in ca.crt");
     if keep {
+        showing.store(true, std::sync::atomic::Ordering::SeqCst);
         println!(
             "\nThe cluster stays up. In another shell:\n  export KUBECONFIG={}\n  kubectl get ccmissuers,certificates,certificaterequests -A\nPress Ctrl-C to stop.",
             cp.kubeconfig_path().display()
         );
-        interrupted().await;
+        // Ctrl-C is handled by main, which then drops this future and tears down.
+        std::future::pending::<()>().await;
     }
     Ok(())
 }
