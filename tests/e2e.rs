@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
     main_with(
         StackOptions::default(),
         vec![
+            ("crd_schema_rejects_bad_issuers", crd_validation),
             ("seed_mesh_ca_into_cacerts_then_istiod_style_mtls", seed_mesh_ca),
             ("seed_ingress_certificate_serves_https_to_curl", seed_ingress),
             ("seed_ca_issuer_practice_for_comparison", seed_ca_issuer),
@@ -72,6 +73,33 @@ async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason: &s
         },
     )
     .await
+}
+
+// --- CRD schema validation on the real apiserver --------------------------------------------
+
+fn crd_validation(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "validation";
+        stack.cp.create_namespace(ns).await?;
+        let issuer = |spec: &str| format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: v}}\nspec: {spec}\n");
+        let refused = [
+            ("{urn: not-a-uuid, region: cn-north-4, secretRef: {name: s}}", "spec.urn"),
+            (&format!("{{urn: \"{SEED_URN}\", region: mars-north-1, secretRef: {{name: s}}}}") as &str, "spec.region must be a known CCM region"),
+            (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4}}"), "secretRef"),
+            (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: s}}, pathLength: 9}}"), "pathLength"),
+            (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: s}}, endpoint: \"ftp://x\"}}"), "endpoint"),
+        ];
+        for (spec, field) in refused {
+            let err = stack.apply_in(ns, &issuer(spec)).await.err().with_context(|| format!("accepted: {spec}"))?;
+            let text = format!("{err:#}");
+            ensure!(text.contains(field), "the refusal of {spec} names {field}: {text}");
+        }
+        // Any region id is fine with an explicit endpoint.
+        stack
+            .apply_in(ns, &issuer(&format!("{{urn: \"{SEED_URN}\", region: mars-north-1, endpoint: \"https://ccm.example.com\", secretRef: {{name: s}}}}")))
+            .await?;
+        Ok(())
+    })
 }
 
 // --- Scenario 1: the talk's first practice, verbatim ---------------------------------------
