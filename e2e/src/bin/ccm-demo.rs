@@ -46,7 +46,7 @@ fn workspace_root() -> PathBuf {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let clock = Clock(Instant::now());
-    let mut bin_dir = workspace_root().join("target/release");
+    let mut bin_dir = workspace_root().join("target/debug");
     let mut keep = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -99,7 +99,7 @@ async fn demo(clock: &Clock, bin_dir: &Path, keep: bool, showing: &std::sync::at
     for bin in ["ccm-issuer", "ccm-mock-pca"] {
         if !bin_dir.join(bin).exists() {
             bail!(
-                "{} missing: run `cargo build --release --bin ccm-issuer --bin ccm-mock-pca` (make demo does)",
+                "{} missing: run `cargo build --bin ccm-issuer --bin ccm-mock-pca` (make demo does)",
                 bin_dir.join(bin).display()
             );
         }
