@@ -59,6 +59,22 @@ pub enum Eku {
 }
 
 impl Eku {
+    /// Every variant.
+    pub const ALL: [Eku; 12] = [
+        Eku::Any,
+        Eku::ServerAuth,
+        Eku::ClientAuth,
+        Eku::CodeSigning,
+        Eku::EmailProtection,
+        Eku::IpsecEndSystem,
+        Eku::IpsecTunnel,
+        Eku::IpsecUser,
+        Eku::TimeStamping,
+        Eku::OcspSigning,
+        Eku::MicrosoftSgc,
+        Eku::NetscapeSgc,
+    ];
+
     fn oid(self) -> &'static str {
         match self {
             Eku::Any => "2.5.29.37.0",
@@ -207,25 +223,11 @@ impl fmt::Display for Usage {
 }
 
 fn eku_name(oid: &str) -> String {
-    use Eku::*;
-    [
-        Any,
-        ServerAuth,
-        ClientAuth,
-        CodeSigning,
-        EmailProtection,
-        IpsecEndSystem,
-        IpsecTunnel,
-        IpsecUser,
-        TimeStamping,
-        OcspSigning,
-        MicrosoftSgc,
-        NetscapeSgc,
-    ]
-    .into_iter()
-    .find(|e| e.oid() == oid)
-    .map(|e| format!("{e:?}"))
-    .unwrap_or_else(|| oid.to_owned())
+    Eku::ALL
+        .into_iter()
+        .find(|e| e.oid() == oid)
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_else(|| oid.to_owned())
 }
 
 #[cfg(test)]
