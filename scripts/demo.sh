@@ -18,4 +18,4 @@ phase_done
 phase "demo"
 "$CCM_ROOT/target/debug/ccm-demo" --bin-dir "$CCM_ROOT/target/debug" "$@"
 phase_done
-printf 'demo total: %.1fs\n' "$(echo "$(date +%s.%N) - $demo_start" | bc)"
+echo "demo total: $(elapsed_since "$demo_start")s"

@@ -7,9 +7,8 @@ ccm_venv_dir() {
   hash=$(sha256sum "$CCM_ROOT/tests/conformance/requirements.txt" | cut -c1-12)
   echo "$CCM_CACHE/venv-py$(python3 -c 'import sys; print("%d%d" % sys.version_info[:2])')-$hash"
 }
+# Seconds since a `date +%s.%N` timestamp (awk: always present, unlike bc).
+elapsed_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 # Prints a phase header and remembers its start.
 phase() { PHASE_NAME="$1"; PHASE_START=$(date +%s.%N); echo; echo "=== $1"; }
-phase_done() {
-  local now; now=$(date +%s.%N)
-  printf '=== %s: done in %.1fs\n' "$PHASE_NAME" "$(echo "$now - $PHASE_START" | bc)"
-}
+phase_done() { printf '=== %s: done in %ss\n' "$PHASE_NAME" "$(elapsed_since "$PHASE_START")"; }

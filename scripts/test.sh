@@ -41,7 +41,7 @@ read -r passed failed ignored suites < <(awk '
   /^test result:/ { suites++; for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
   /[0-9]+ passed/ && !/^test result:/ { suites++; for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
   END { printf "%d %d %d %d\n", p, f, g, suites }' "$LOG")
-elapsed=$(echo "$(date +%s.%N) - $START" | bc)
+elapsed=$(elapsed_since "$START")
 if [ ${#failed_steps[@]} -eq 0 ] && [ "$failed" = 0 ]; then
   printf 'test result: ok. %d passed; 0 failed; %d ignored; %d suites + fmt + clippy; finished in %.1fs\n' "$passed" "$ignored" "$suites" "$elapsed"
   exit 0
