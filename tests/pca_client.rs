@@ -399,3 +399,46 @@ async fn garbage_ca_bundle_is_a_config_error() {
     let err = PcaClient::new(c, creds, Arc::new(TokenBucket::new(0.0, 1)), None).expect_err("bad bundle");
     assert!(err.to_string().contains("caBundle"), "{err}");
 }
+
+/// A server answering every request with HTTP 200 and a body that is not JSON.
+async fn garbage_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let body = "<html>not json</html>";
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nx-request-id: garbage-1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn undecodable_success_is_an_ambiguous_error_naming_the_request_id() {
+    ccm_issuer::install_crypto_provider();
+    let url = parse_endpoint(&garbage_server().await).expect("url");
+    let mut c = ClientConfig::new(url.clone(), url);
+    c.domain_id = Some(DOMAIN.into());
+    c.retry.max_retries = 0;
+    let client = client_with(c, SK);
+    let err = client.show_ca(CA).await.expect_err("garbage");
+    assert!(matches!(err, PcaError::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("garbage-1"), "{err}");
+    let err = client
+        .issue_from_csr(&issue_body(csr_pem("g"), CertificateType::EntityCert))
+        .await
+        .expect_err("garbage");
+    assert!(
+        err.is_ambiguous(),
+        "a 200 we cannot read may have issued a certificate: {err}"
+    );
+}
