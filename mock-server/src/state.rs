@@ -370,14 +370,7 @@ impl Store {
 
     /// Apply `f` to a CA record; errors leave it unchanged.
     pub fn update_ca<T>(&self, id: &str, f: impl FnOnce(&mut CaRecord) -> Result<T, ApiError>) -> Result<T, ApiError> {
-        let out = {
-            let mut g = self.lock();
-            let rec = g.cas.get_mut(id).ok_or_else(|| ApiError::not_found("CA", id))?;
-            let mut copy = CaRecord::clone(rec);
-            let out = f(&mut copy)?;
-            *rec = Arc::new(copy);
-            out
-        };
+        let out = update_record(&mut self.lock().cas, id, "CA", f)?;
         self.changed();
         Ok(out)
     }
@@ -451,17 +444,7 @@ impl Store {
         id: &str,
         f: impl FnOnce(&mut CertRecord) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let out = {
-            let mut g = self.lock();
-            let rec = g
-                .certs
-                .get_mut(id)
-                .ok_or_else(|| ApiError::not_found("certificate", id))?;
-            let mut copy = CertRecord::clone(rec);
-            let out = f(&mut copy)?;
-            *rec = Arc::new(copy);
-            out
-        };
+        let out = update_record(&mut self.lock().certs, id, "certificate", f)?;
         self.changed();
         Ok(out)
     }
@@ -537,6 +520,21 @@ fn counts_for_quota(c: &CaRecord) -> bool {
 }
 
 /// Milliseconds now (re-exported for handlers).
+/// Copy-on-write update of one record: `f` edits a copy, which replaces the record only if
+/// `f` succeeds (readers holding the old `Arc` are unaffected).
+fn update_record<R: Clone, T>(
+    map: &mut HashMap<String, Arc<R>>,
+    id: &str,
+    what: &str,
+    f: impl FnOnce(&mut R) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let rec = map.get_mut(id).ok_or_else(|| ApiError::not_found(what, id))?;
+    let mut copy = R::clone(rec);
+    let out = f(&mut copy)?;
+    *rec = Arc::new(copy);
+    Ok(out)
+}
+
 pub fn now_ms() -> i64 {
     timeutil::now_ms()
 }
