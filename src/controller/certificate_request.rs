@@ -310,7 +310,9 @@ async fn sign(cr: &CertificateRequest, ctx: &Context, issuer: &AnyIssuer, plan: 
     };
     let now = jiff::Timestamp::now().as_second();
     let (validity, note) = validity_for(plan.duration, issuer.ca_not_after(), now).map_err(invalid)?;
-    if let Some(note) = note {
+    // Once per issuance, not on every retry or recovery of the same attempt.
+    let first_attempt = issuance::bound(cr, issuance::INTENT_ANNOTATION, &cr.uid().unwrap_or_default()).is_none();
+    if let (Some(note), true) = (note, first_attempt) {
         ctx.event(&cr.object_ref(&()), EventType::Normal, "DurationClamped", "Issue", note)
             .await;
     }
