@@ -10,16 +10,16 @@ use crate::{
     cert_manager::parse_go_duration,
     controller::{
         Config,
-        certificate_request::validity_for,
+        certificate_request::plan::validity_for,
         runtime::{RunOptions, run},
     },
     pca::{
         ClientConfig, Credentials, PcaClient, PcaError,
         endpoint::{iam_endpoint, parse_endpoint, pca_endpoint},
         ratelimit::TokenBucket,
-        types::{CertificateType, IssueFromCsr},
     },
-    pki::{Expectation, normalize_chain, parse_csr, verify_issued},
+    pki::parse_csr,
+    signing::{self, Kind, SignError, SignRequest, Verified},
     telemetry::{self, LogFormat},
 };
 
@@ -82,9 +82,14 @@ pub struct ControllerArgs {
     /// (default: the controller's own namespace).
     #[arg(long, env = "CLUSTER_RESOURCE_NAMESPACE")]
     pub cluster_resource_namespace: Option<String>,
-    /// Use a coordination.k8s.io Lease so only one replica reconciles; exit if it is lost.
+    /// Use a coordination.k8s.io Lease so only one replica reconciles; a replica that cannot
+    /// prove it still holds the lease stops issuing and exits.
     #[arg(long)]
     pub leader_elect: bool,
+    /// Duration of the leader-election Lease (renewed every third of it); a killed leader is
+    /// replaced after about this long.
+    #[arg(long, default_value = "15s", value_parser = duration_arg)]
+    pub leader_election_lease_duration: Duration,
     /// Namespace of the leader-election Lease (default: the controller's own namespace).
     #[arg(long)]
     pub leader_election_namespace: Option<String>,
@@ -284,6 +289,7 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         leader_elect: args.leader_elect,
         lease_namespace: args.leader_election_namespace.unwrap_or(namespace),
         lease_name: args.leader_election_id,
+        lease_duration: args.leader_election_lease_duration,
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -414,40 +420,25 @@ async fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     if let Some(note) = note {
         eprintln!("note: {note}");
     }
-    let body = IssueFromCsr {
-        issuer_id: target.urn.clone(),
-        csr: csr.pem.clone(),
+    let request = SignRequest {
+        ca_id: &target.urn,
+        csr: &csr,
+        kind: Kind::new(args.ca, args.path_length),
         validity,
-        cert_type: if args.ca {
-            CertificateType::IntermediateCa
-        } else {
-            CertificateType::EntityCert
-        },
-        path_length: args.ca.then_some(args.path_length),
         enterprise_project_id: None,
     };
     // No automatic retry here: an ambiguous failure may already have issued a certificate.
-    let issued = client.issue_from_csr(&body).await.map_err(|e| hint(e, target))?;
+    let issued = client
+        .issue_from_csr(&request.issue_body())
+        .await
+        .map_err(|e| hint(e, target))?;
     eprintln!("issued certificate id {}", issued.certificate_id);
-    let exported = if args.ca {
-        client.export_ca(&issued.certificate_id).await
-    } else {
-        client.export_certificate(&issued.certificate_id).await
-    }
-    .map_err(|e| hint(e, target))?;
-    let chain = normalize_chain([
-        exported.certificate.unwrap_or_default().as_bytes(),
-        exported.certificate_chain.unwrap_or_default().as_bytes(),
-    ])?;
-    verify_issued(
-        &chain,
-        &Expectation {
-            csr: &csr,
-            is_ca: args.ca,
-            path_length: body.path_length,
-            now,
-        },
-    )?;
+    let Verified { chain, .. } = signing::export_verified(&client, &issued.certificate_id, &request)
+        .await
+        .map_err(|e| match e {
+            SignError::Pca(e) => hint(e, target),
+            mismatch => anyhow::Error::new(mismatch),
+        })?;
     print!("{}", chain.chain_pem());
     if let Some(path) = &args.ca_out {
         std::fs::write(path, chain.ca_pem()).with_context(|| format!("cannot write {}", path.display()))?;

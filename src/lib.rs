@@ -10,6 +10,7 @@ pub mod http;
 pub mod metrics;
 pub mod pca;
 pub mod pki;
+pub mod signing;
 pub mod telemetry;
 
 /// Installs rustls' `ring` provider as the process default (idempotent). Every TLS user in this

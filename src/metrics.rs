@@ -74,6 +74,7 @@ pub struct Metrics {
     pca_retries: Family<OperationLabel, Counter>,
     issued: Family<CertTypeLabel, Counter>,
     duplicates_avoided: Family<ReasonLabel, Counter>,
+    unknown_outcome_reissues: Family<CertTypeLabel, Counter>,
     request_retries: Family<ReasonLabel, Counter>,
     issuers_ready: Family<KindLabel, Gauge>,
     ready_issuers: Mutex<HashMap<String, (&'static str, bool)>>,
@@ -139,6 +140,12 @@ impl Metrics {
             "Times a second issuance was avoided (certificate recovered after a crash or ambiguous failure, or another worker held the intent)",
             duplicates_avoided.clone(),
         );
+        let unknown_outcome_reissues = Family::<CertTypeLabel, Counter>::default();
+        registry.register(
+            "unknown_outcome_reissues",
+            "Certificates issued again after an attempt whose outcome could not be established (CA certificates only: the PCA does not list them)",
+            unknown_outcome_reissues.clone(),
+        );
         let request_retries = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "certificaterequest_retries",
@@ -163,6 +170,7 @@ impl Metrics {
             pca_retries,
             issued,
             duplicates_avoided,
+            unknown_outcome_reissues,
             request_retries,
             issuers_ready,
             ready_issuers: Mutex::new(HashMap::new()),
@@ -196,6 +204,13 @@ impl Metrics {
     /// Counts an avoided duplicate.
     pub fn duplicate_avoided(&self, reason: &'static str) {
         self.duplicates_avoided.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a certificate issued again after an attempt of unknown outcome.
+    pub fn unknown_outcome_reissue(&self, r#type: &'static str) {
+        self.unknown_outcome_reissues
+            .get_or_create(&CertTypeLabel { r#type })
+            .inc();
     }
 
     /// Counts a request kept pending for a transient error.
@@ -274,6 +289,7 @@ mod tests {
         m.retry(Operation::ShowCertificateAuthority);
         m.certificate_issued(true);
         m.duplicate_avoided("Recovered");
+        m.unknown_outcome_reissue("ca");
         m.request_retry("PCAThrottled");
         m.issuer_ready("ns/a".into(), crate::crd::ISSUER_KIND, true);
         m.issuer_ready("b".into(), crate::crd::CLUSTER_ISSUER_KIND, false);
@@ -285,6 +301,7 @@ mod tests {
             r#"ccm_issuer_pca_retries_total{operation="ShowCertificateAuthority"} 1"#,
             r#"ccm_issuer_certificates_issued_total{type="ca"} 1"#,
             r#"ccm_issuer_duplicates_avoided_total{reason="Recovered"} 1"#,
+            r#"ccm_issuer_unknown_outcome_reissues_total{type="ca"} 1"#,
             r#"ccm_issuer_certificaterequest_retries_total{reason="PCAThrottled"} 1"#,
             r#"ccm_issuer_issuers_ready{kind="CCMIssuer"} 1"#,
             r#"ccm_issuer_issuers_ready{kind="CCMClusterIssuer"} 0"#,

@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use ccm_e2e::Signal;
 use ccm_issuer::{
-    controller::issuance::CERTIFICATE_ID_ANNOTATION,
+    controller::issuance::intent::CERTIFICATE_ID_ANNOTATION,
     crd::{CCMClusterIssuer, CCMIssuer},
 };
 use k8s_openapi::api::{
@@ -469,7 +469,8 @@ fn check_rendered(docs: &[Value], values: &Value) -> Result<()> {
     );
     // Leader election, its Role and the PDB follow replicas > 1 or the toggles.
     let replicas = values.pointer("/replicaCount").and_then(Value::as_u64).unwrap_or(1);
-    let le = replicas > 1 || values.pointer("/leaderElection/enabled") == Some(&Value::Bool(true));
+    // On by default: only an explicit `leaderElection.enabled=false` with one replica turns it off.
+    let le = replicas > 1 || values.pointer("/leaderElection/enabled") != Some(&Value::Bool(false));
     ensure!(has("--leader-elect") == le, "leader election {le}: {args:?}");
     let lease_roles: Vec<_> = of_kind(docs, "Role")
         .into_iter()
@@ -1149,7 +1150,7 @@ fn leader_election(stack: &Stack) -> Result<()> {
                 .await?;
             certificate_ready(&admin, "team-a", "after-election").await?;
             let controller = sa_user(NAMESPACE, &sa);
-            for (verb, name, want) in [("get", Some(lease_name), true), ("patch", Some(lease_name), true), ("create", None, true), ("get", Some("someone-elses-lease"), false), ("delete", Some(lease_name), false), ("list", None, false)] {
+            for (verb, name, want) in [("get", Some(lease_name), true), ("update", Some(lease_name), true), ("patch", Some(lease_name), false), ("create", None, true), ("get", Some("someone-elses-lease"), false), ("delete", Some(lease_name), false), ("list", None, false)] {
                 let got = may(&admin, &controller, verb, "coordination.k8s.io", "leases", Some(NAMESPACE), name).await?;
                 ensure!(got == want, "lease {verb} {name:?}: expected {want}, got {got}");
             }

@@ -6,16 +6,16 @@ pub mod conditions;
 pub mod credentials;
 pub mod issuance;
 pub mod issuer;
+pub mod leader;
 pub mod runtime;
-#[cfg(test)]
-mod scenarios;
 pub mod secret_watch;
 #[cfg(test)]
-pub(crate) mod testing;
+mod tests;
+pub mod tracked;
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
@@ -33,8 +33,6 @@ pub use self::issuer::{AnyIssuer, IssuerKey};
 use crate::{
     crd::{CCMClusterIssuer, CCMIssuer},
     metrics::Metrics,
-    pca::PcaError,
-    pki::PkiError,
 };
 
 /// Field manager of every server-side apply we do.
@@ -133,40 +131,78 @@ impl IssuerTriggers {
     }
 }
 
-/// Per-request memory that must survive between reconciliations of one process.
+/// Per-request memory of this process, keyed by request UID. Everything in it can be rebuilt
+/// from the request and the PCA after a restart; it is dropped when the request is finished or
+/// deleted (see [`Context::forget_deleted_requests`]).
 #[derive(Debug, Default)]
 pub struct RequestMemory {
-    /// Transient failures so far, by request UID (drives the back-off).
-    pub failures: Mutex<HashMap<String, u32>>,
-    /// Certificate ids issued by this process, by request UID, in case persisting the id failed.
-    pub issued: Mutex<HashMap<String, String>>,
+    requests: Mutex<HashMap<String, Remembered>>,
+}
+
+#[derive(Debug, Default)]
+struct Remembered {
+    /// Kubernetes write failures in a row (drives the error policy's back-off).
+    failures: u32,
+    /// Certificate id issued by this process (leaf ids are not written to the request).
+    issued: Option<String>,
+    /// Candidate ids a recovery exported and ruled out.
+    checked: HashSet<String>,
 }
 
 impl RequestMemory {
-    /// Counts one more transient failure and returns the count.
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Remembered>> {
+        // A poisoned lock only means another task panicked mid-update; the data is still usable.
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one more Kubernetes failure and returns the count.
     pub fn failed(&self, uid: &str) -> u32 {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(uid.to_owned()).or_insert(0);
-        *n += 1;
-        *n
+        let mut map = self.lock();
+        let entry = map.entry(uid.to_owned()).or_default();
+        entry.failures += 1;
+        entry.failures
     }
 
     /// Remembers the id of a certificate issued for a request.
     pub fn remember_issued(&self, uid: &str, certificate_id: &str) {
-        let mut map = self.issued.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert(uid.to_owned(), certificate_id.to_owned());
+        self.lock().entry(uid.to_owned()).or_default().issued = Some(certificate_id.to_owned());
     }
 
-    /// The certificate id this process issued for a request, if any.
+    /// The certificate id this process issued or recovered for a request, if any.
     pub fn issued_for(&self, uid: &str) -> Option<String> {
-        let map = self.issued.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(uid).cloned()
+        self.lock().get(uid).and_then(|r| r.issued.clone())
+    }
+
+    /// Recovery candidates already ruled out for a request.
+    pub fn checked_candidates(&self, uid: &str) -> HashSet<String> {
+        self.lock().get(uid).map(|r| r.checked.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the ruled-out recovery candidates of a request.
+    pub fn set_checked_candidates(&self, uid: &str, checked: HashSet<String>) {
+        if !checked.is_empty() {
+            self.lock().entry(uid.to_owned()).or_default().checked = checked;
+        }
     }
 
     /// Drops everything about a finished request.
     pub fn forget(&self, uid: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
-        self.issued.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        self.lock().remove(uid);
+    }
+
+    /// Drops everything about requests not in `live`.
+    pub fn retain(&self, live: &HashSet<String>) {
+        self.lock().retain(|uid, _| live.contains(uid));
+    }
+
+    /// Requests remembered (for tests and the memory benchmark).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -190,6 +226,8 @@ pub struct Context {
     pub secret_watches: secret_watch::SecretWatches,
     /// Per-request memory.
     pub requests: RequestMemory,
+    /// Whether this replica may act (leader election).
+    pub fence: leader::Fence,
 }
 
 impl Context {
@@ -200,6 +238,7 @@ impl Context {
         metrics: Arc<Metrics>,
         issuers: IssuerStores,
         triggers: IssuerTriggers,
+        fence: leader::Fence,
     ) -> Self {
         let reporter = Reporter {
             controller: "ccm-issuer".into(),
@@ -217,7 +256,14 @@ impl Context {
             triggers,
             secret_watches,
             requests: RequestMemory::default(),
+            fence,
         }
+    }
+
+    /// Forgets per-request memory of requests that no longer exist. Deleted objects are never
+    /// reconciled again, so this runs periodically with the UIDs of the cache.
+    pub fn forget_deleted_requests(&self, live: &HashSet<String>) {
+        self.requests.retain(live);
     }
 
     /// Forgets per-issuer state (Secret watches, clients, readiness gauge) of deleted issuers.
@@ -270,42 +316,16 @@ fn truncate_note(note: String) -> String {
     format!("{}…", &note[..cut])
 }
 
-/// Errors of the controller layer.
+/// Errors of the controller layer: only Kubernetes writes fail a reconciliation (every PCA and
+/// certificate problem becomes a status); the error policy retries them with back-off.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A Kubernetes API call failed.
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
-    /// A PCA call failed.
-    #[error(transparent)]
-    Pca(#[from] PcaError),
-    /// Certificate material is wrong.
-    #[error(transparent)]
-    Pki(#[from] PkiError),
-    /// Encoding a patch failed.
+    /// Encoding a status or patch failed.
     #[error("cannot encode a Kubernetes patch: {0}")]
     Serialization(#[from] serde_json::Error),
-}
-
-impl Error {
-    /// Whether trying again may help.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Kube(_) => true,
-            Error::Pca(e) => e.is_retryable(),
-            Error::Pki(_) | Error::Serialization(_) => false,
-        }
-    }
-
-    /// Stable reason for metrics and events.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Kube(_) => "KubernetesAPIError",
-            Error::Pca(e) => e.reason(),
-            Error::Pki(_) => "InvalidCertificateMaterial",
-            Error::Serialization(_) => "SerializationError",
-        }
-    }
 }
 
 /// Whether a Kubernetes error means the object is gone (deleted, or replaced by a new one).
@@ -323,26 +343,9 @@ pub fn rfc3339(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_counts_and_forgets() {
-        let m = RequestMemory::default();
-        assert_eq!(m.failed("u"), 1);
-        assert_eq!(m.failed("u"), 2);
-        m.remember_issued("u", "id");
-        assert_eq!(m.issued_for("u").as_deref(), Some("id"));
-        m.forget("u");
-        assert_eq!(m.failed("u"), 1);
-        assert!(m.issued_for("u").is_none());
-    }
-
-    #[test]
-    fn notes_are_cut_on_char_boundaries() {
-        let long = "é".repeat(800);
-        let cut = truncate_note(long);
-        assert!(cut.len() <= 1004 && cut.ends_with('…'));
-    }
+/// RFC 3339 of epoch milliseconds; `-` when out of range.
+pub fn rfc3339_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(rfc3339)
+        .unwrap_or_else(|_| "-".into())
 }

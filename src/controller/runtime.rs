@@ -1,6 +1,12 @@
 //! Process wiring: health server, optional leader election, the three controllers, shutdown.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    hash::{DefaultHasher, Hash, Hasher},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use futures::StreamExt;
@@ -15,14 +21,16 @@ use kube::{
         watcher,
     },
 };
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{error, info, warn};
 
-use super::{Config, Context, IssuerKey, IssuerStores, IssuerTriggers, certificate_request, issuer};
+use super::{
+    AnyIssuer, Config, Context, IssuerStores, IssuerTriggers, certificate_request, issuer,
+    leader::{Elector, Fence, LeaseConfig},
+};
 use crate::{
-    cert_manager::CertificateRequest,
+    cert_manager::{APPROVED, CertificateRequest, DENIED},
     crd::{CCMClusterIssuer, CCMIssuer, GROUP},
     http::{self, Health},
     metrics::Metrics,
@@ -41,9 +49,12 @@ pub struct RunOptions {
     pub lease_namespace: String,
     /// Name of the Lease.
     pub lease_name: String,
+    /// Lease duration (renewed every third of it).
+    pub lease_duration: Duration,
 }
 
-/// Runs until SIGTERM/SIGINT (or `shutdown`), then drains in-flight reconciliations.
+/// Runs until SIGTERM/SIGINT (or `shutdown`), then drains in-flight reconciliations and, with
+/// leader election, releases the lease so a standby takes over at once.
 pub async fn run(client: Client, options: RunOptions, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
@@ -59,22 +70,57 @@ pub async fn run(client: Client, options: RunOptions, mut shutdown: watch::Recei
     ));
 
     check_crds(&client).await?;
-    if options.leader_elect {
-        // A standby replica is healthy; it just does not reconcile.
-        health.set_ready(true);
-        let acquired = tokio::select! {
-            r = acquire_lease(&client, &options) => r?,
-            _ = shutdown.wait_for(|s| *s) => false,
-        };
-        if !acquired {
+    if !options.leader_elect {
+        run_controllers(client, options.config, metrics, health, Fence::open(), shutdown.clone()).await;
+        let _ = server.await;
+        return Ok(());
+    }
+    // A standby replica is healthy; it just does not reconcile.
+    health.set_ready(true);
+    let fence = Fence::leased();
+    let mut elector = Elector::new(client.clone(), lease_config(&options), fence.clone());
+    info!(lease = %options.lease_name, namespace = %options.lease_namespace, "waiting for the leader lease");
+    tokio::select! {
+        _ = elector.acquire() => {}
+        _ = shutdown.wait_for(|s| *s) => {
             let _ = server.await;
             return Ok(());
         }
-        health.set_ready(false);
     }
-    run_controllers(client, options.config, metrics, health, shutdown.clone()).await;
+    health.set_ready(false);
+    let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    let keeper = tokio::spawn(async move {
+        let lost = tokio::select! {
+            _ = elector.keep() => true,
+            _ = stopped_rx.wait_for(|s| *s) => false,
+        };
+        if lost {
+            // The fence already stopped every issue call; exiting stops the rest, and
+            // Kubernetes restarts the pod as a standby.
+            error!("cannot prove this replica still holds the leader lease; exiting");
+            std::process::exit(1);
+        }
+        elector.release().await;
+    });
+    run_controllers(client, options.config, metrics, health, fence, shutdown.clone()).await;
+    let _ = stopped_tx.send(true);
+    let _ = keeper.await;
     let _ = server.await;
     Ok(())
+}
+
+fn lease_config(options: &RunOptions) -> LeaseConfig {
+    LeaseConfig {
+        namespace: options.lease_namespace.clone(),
+        name: options.lease_name.clone(),
+        identity: options
+            .config
+            .instance
+            .clone()
+            .unwrap_or_else(|| format!("ccm-issuer-{}", uuid::Uuid::new_v4())),
+        duration: options.lease_duration,
+        renew_every: options.lease_duration / 3,
+    }
 }
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {
@@ -99,43 +145,6 @@ async fn check_crds(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Blocks until this replica holds the Lease; exits the process if it is ever lost.
-async fn acquire_lease(client: &Client, options: &RunOptions) -> anyhow::Result<bool> {
-    let identity = options
-        .config
-        .instance
-        .clone()
-        .unwrap_or_else(|| format!("ccm-issuer-{}", uuid::Uuid::new_v4()));
-    let manager = LeaseManagerBuilder::new(client.clone(), &options.lease_name)
-        .with_namespace(&options.lease_namespace)
-        .with_identity(&identity)
-        .with_duration(15)
-        .with_grace(5)
-        .build()
-        .await
-        .context("cannot set up leader election")?;
-    let (mut leader, task) = manager.watch().await;
-    info!(lease = %options.lease_name, namespace = %options.lease_namespace, %identity, "waiting for the leader lease");
-    while !*leader.borrow_and_update() {
-        if leader.changed().await.is_err() {
-            anyhow::bail!("leader election stopped before the lease was acquired");
-        }
-    }
-    info!("acquired the leader lease; starting controllers");
-    tokio::spawn(async move {
-        // Losing the lease (or the lease task dying) must stop this replica at once, so two
-        // replicas never reconcile together; Kubernetes restarts the pod as a standby.
-        let _task = task;
-        loop {
-            if leader.changed().await.is_err() || !*leader.borrow() {
-                error!("lost the leader lease; exiting");
-                std::process::exit(1);
-            }
-        }
-    });
-    Ok(true)
-}
-
 /// Watches only requests of our group when the API server supports the field selector
 /// (cert-manager ≥ 1.20 declares `spec.issuerRef.group` selectable); otherwise all requests,
 /// filtered in the reconciler.
@@ -154,16 +163,27 @@ async fn request_watch_config(client: &Client) -> watcher::Config {
     }
 }
 
-fn issuer_key<K: Resource>(issuer: &K, cluster: bool) -> IssuerKey {
-    let name = issuer.meta().name.clone().unwrap_or_default();
-    if cluster {
-        IssuerKey::Cluster { name }
-    } else {
-        IssuerKey::Namespaced {
-            namespace: issuer.meta().namespace.clone().unwrap_or_default(),
-            name,
-        }
+/// What makes a request worth reconciling: its identity, spec and the approver's decision.
+/// Our own writes (status, annotations) change none of these, so they never trigger a
+/// reconciliation: the back-off the reconciler chose holds.
+pub fn request_inputs(cr: &CertificateRequest) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    cr.metadata.uid.hash(&mut h);
+    cr.metadata.generation.hash(&mut h);
+    for type_ in [APPROVED, DENIED] {
+        cr.condition(type_).map(|c| &c.status).hash(&mut h);
     }
+    Some(h.finish())
+}
+
+/// What of an issuer matters to the requests waiting on it: its spec and whether it is Ready.
+/// Periodic re-checks that change only `lastCheckTime` do not disturb requests in back-off.
+pub fn issuer_readiness(issuer: &AnyIssuer) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    issuer.meta().uid.hash(&mut h);
+    issuer.meta().generation.hash(&mut h);
+    issuer.is_ready().hash(&mut h);
+    Some(h.finish())
 }
 
 async fn run_controllers(
@@ -171,6 +191,7 @@ async fn run_controllers(
     config: Config,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    fence: Fence,
     shutdown: watch::Receiver<bool>,
 ) {
     let concurrency = config.max_concurrent_reconciles;
@@ -202,7 +223,14 @@ async fn run_controllers(
         namespaced: ns_tx,
         cluster: cl_tx,
     };
-    let ctx = Arc::new(Context::new(client.clone(), config, metrics, stores.clone(), triggers));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config,
+        metrics,
+        stores.clone(),
+        triggers,
+        fence,
+    ));
 
     // CertificateRequests: managedFields dropped before caching (they are large and unused).
     let (cr_reader, cr_writer) = reflector::store::<CertificateRequest>();
@@ -213,20 +241,33 @@ async fn run_controllers(
     .default_backoff()
     .modify(|cr| cr.managed_fields_mut().clear())
     .reflect(cr_writer)
-    .applied_objects();
+    .applied_objects()
+    .predicate_filter(request_inputs, Default::default());
     let by_ns = cr_reader.clone();
     let by_cluster = cr_reader.clone();
+    let ns_changes = watcher(Api::<CCMIssuer>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(
+            |i: &CCMIssuer| issuer_readiness(&AnyIssuer::Namespaced(Arc::new(i.clone()))),
+            Default::default(),
+        );
+    let cl_changes = watcher(Api::<CCMClusterIssuer>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(
+            |i: &CCMClusterIssuer| issuer_readiness(&AnyIssuer::Cluster(Arc::new(i.clone()))),
+            Default::default(),
+        );
     let cr_ctrl = Controller::for_stream(cr_stream, cr_reader.clone())
-        .watches(
-            Api::<CCMIssuer>::all(client.clone()),
-            watcher::Config::default(),
-            move |i| certificate_request::waiting_on(by_ns.state(), &issuer_key(&i, false)).collect::<Vec<_>>(),
-        )
-        .watches(
-            Api::<CCMClusterIssuer>::all(client.clone()),
-            watcher::Config::default(),
-            move |i| certificate_request::waiting_on(by_cluster.state(), &issuer_key(&i, true)).collect::<Vec<_>>(),
-        )
+        .watches_stream(ns_changes, move |i| {
+            let key = AnyIssuer::Namespaced(Arc::new(i)).key();
+            certificate_request::waiting_on(by_ns.state(), &key).collect::<Vec<_>>()
+        })
+        .watches_stream(cl_changes, move |i| {
+            let key = AnyIssuer::Cluster(Arc::new(i)).key();
+            certificate_request::waiting_on(by_cluster.state(), &key).collect::<Vec<_>>()
+        })
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(wait_for(shutdown.clone()));
     let issuer_ctrl = issuer_ctrl
@@ -259,11 +300,16 @@ async fn run_controllers(
     };
     let janitor = {
         let ctx = ctx.clone();
+        let requests = cr_reader.clone();
         let mut shutdown = shutdown.clone();
         async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => ctx.forget_deleted_issuers(),
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                        ctx.forget_deleted_issuers();
+                        let live: HashSet<String> = requests.state().iter().filter_map(|cr| cr.metadata.uid.clone()).collect();
+                        ctx.forget_deleted_requests(&live);
+                    }
                     _ = shutdown.wait_for(|s| *s) => return,
                 }
             }

@@ -232,7 +232,7 @@ impl PcaClient {
     /// idempotency token, so the caller must first look for a certificate that may have been issued.
     pub async fn issue_from_csr(&self, request: &IssueFromCsr) -> Result<IssuedCertificate, PcaError> {
         checked_id(&request.issuer_id)?;
-        let issued: IssuedCertificate = self
+        let issued = self
             .json(
                 Operation::CreateCertificateByCsr,
                 Method::POST,
@@ -241,13 +241,40 @@ impl PcaClient {
                 Some(request),
             )
             .await?;
-        checked_id(&issued.certificate_id).map_err(|_| PcaError::Decode {
-            operation: Operation::CreateCertificateByCsr,
-            status: 200,
-            request_id: "unknown".into(),
-            detail: format!("certificate_id {:?} is not an id", issued.certificate_id),
-        })?;
-        Ok(issued)
+        checked_issued(issued)
+    }
+
+    /// Waits for the rate limiter and returns the turn for one call of
+    /// [`PcaClient::issue_from_csr_once`]. Taking it before recording an issuance intent keeps
+    /// the wait out of the time the intent allows for the call.
+    pub async fn wait_for_turn(&self) -> Turn {
+        self.limiter.acquire().await;
+        Turn { _private: () }
+    }
+
+    /// `CreateCertificateByCsr` as exactly one HTTP attempt on a turn already taken: no retry
+    /// (the caller owns the retry policy and the exactly-once protocol), nothing waited for
+    /// (the account id must already be known or configured).
+    pub async fn issue_from_csr_once(&self, turn: Turn, request: &IssueFromCsr) -> Result<IssuedCertificate, PcaError> {
+        let Turn { _private: () } = turn;
+        checked_id(&request.issuer_id)?;
+        let op = Operation::CreateCertificateByCsr;
+        let body =
+            serde_json::to_vec(request).map_err(|e| PcaError::Invalid(format!("cannot encode {op} body: {e}")))?;
+        let domain_id = self.domain_id().await?.to_owned();
+        let raw = self
+            .attempt(
+                op,
+                Service::Pca,
+                &Method::POST,
+                "/v1/private-certificates/csr",
+                &[],
+                &body,
+                Some(&domain_id),
+                false,
+            )
+            .await?;
+        checked_issued(decode(op, &raw)?)
     }
 
     /// `ExportCertificate` (JSON mode, PEM).
@@ -401,7 +428,7 @@ impl PcaClient {
             .with_max_delay(self.retry.max_delay)
             .with_max_times(self.retry.max_retries)
             .with_jitter();
-        let attempt = || self.attempt(op, service, &method, path, query, &body, domain_id.as_deref());
+        let attempt = || self.attempt(op, service, &method, path, query, &body, domain_id.as_deref(), true);
         attempt
             .retry(policy)
             .sleep(tokio::time::sleep)
@@ -425,13 +452,16 @@ impl PcaClient {
         query: &[(&str, String)],
         body: &[u8],
         domain_id: Option<&str>,
+        rate_limited: bool,
     ) -> Result<RawResponse, PcaError> {
         let base = match service {
             Service::Pca => &self.endpoint,
             Service::Iam => &self.iam_endpoint,
         };
         let (url, headers) = self.signed_request(base, method, path, query, body, domain_id)?;
-        self.limiter.acquire().await;
+        if rate_limited {
+            self.limiter.acquire().await;
+        }
         let started = Instant::now();
         let mut request = self.http.request(method.clone(), url).headers(headers);
         if !body.is_empty() {
@@ -524,6 +554,27 @@ impl PcaClient {
         }
         Ok((url, headers))
     }
+}
+
+/// Proof that the rate limiter was passed for one issue call.
+#[must_use = "a turn is spent by issue_from_csr_once"]
+#[derive(Debug)]
+pub struct Turn {
+    _private: (),
+}
+
+/// The issue call's answer must carry a usable id.
+fn checked_issued(issued: IssuedCertificate) -> Result<IssuedCertificate, PcaError> {
+    checked_id(&issued.certificate_id).map_err(|_| PcaError::Decode {
+        operation: Operation::CreateCertificateByCsr,
+        status: 200,
+        request_id: "unknown".into(),
+        detail: format!(
+            "certificate_id {:?} is not an id",
+            issued.certificate_id.chars().take(64).collect::<String>()
+        ),
+    })?;
+    Ok(issued)
 }
 
 fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>, PcaError> {

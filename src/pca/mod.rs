@@ -7,6 +7,6 @@ pub mod ratelimit;
 pub mod signer;
 pub mod types;
 
-pub use client::{CallOutcome, ClientConfig, PcaClient, PcaObserver, RetryPolicy};
+pub use client::{CallOutcome, ClientConfig, PcaClient, PcaObserver, RetryPolicy, Turn};
 pub use error::{ErrorClass, Operation, PcaError};
 pub use signer::Credentials;

@@ -13,12 +13,12 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use ccm_e2e::{CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, Signal, StaticToken};
-use ccm_issuer::cert_manager::CertificateRequest;
+use ccm_issuer::{cert_manager::CertificateRequest, crd::CCMIssuer};
 use ccm_mock_pca::{
     ca::KeyAlgorithm,
     embedded::{Embedded, EmbeddedOptions},
 };
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::Secret};
 use kube::{
     Api, Client, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
@@ -78,6 +78,7 @@ pub struct Stack {
     controller_restarts: Mutex<u32>,
     controller_args: Vec<String>,
     pub health_port: u16,
+    replicas: Mutex<std::collections::BTreeMap<String, (ManagedProcess, u16)>>,
 }
 
 fn repo_root() -> PathBuf {
@@ -139,6 +140,7 @@ impl Stack {
             controller_restarts: Mutex::new(0),
             controller_args: options.controller_args,
             health_port: free_port()?,
+            replicas: Mutex::new(Default::default()),
             cp,
             rt,
         };
@@ -168,6 +170,14 @@ impl Stack {
             *n += 1;
             *n
         };
+        let cmd = self.controller_command(self.health_port, &[]);
+        let process = self.cp.spawn(&format!("ccm-issuer-{restarts}"), cmd)?;
+        *self.controller.lock().unwrap_or_else(|e| e.into_inner()) = Some(process);
+        self.wait_ready().await
+    }
+
+    /// The controller's command line, with its health port and extra flags.
+    fn controller_command(&self, health_port: u16, extra: &[String]) -> Command {
         let kubeconfig = self
             .controller_kubeconfig
             .lock()
@@ -178,7 +188,7 @@ impl Stack {
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(["--cluster-resource-namespace", CLUSTER_RESOURCE_NAMESPACE])
-            .args(["--health-bind-address", &format!("127.0.0.1:{}", self.health_port)])
+            .args(["--health-bind-address", &format!("127.0.0.1:{health_port}")])
             // The seed's issuers name region cn-north-4 without an endpoint: point that region at
             // the mock the way the Huawei SDK's environment override does.
             .args(["--pca-endpoint", &format!("cn-north-4={}", self.mock_url)])
@@ -187,12 +197,75 @@ impl Stack {
             .arg(&self.mock_ca_file)
             .args(["--pca-timeout", "5s", "--issuer-recheck-interval", "1m"])
             .args(&self.controller_args)
+            .args(extra)
             .env("RUST_LOG", "info,ccm_issuer=trace")
             .env_remove("HTTPS_PROXY")
             .env_remove("https_proxy");
-        let process = self.cp.spawn(&format!("ccm-issuer-{restarts}"), cmd)?;
-        *self.controller.lock().unwrap_or_else(|e| e.into_inner()) = Some(process);
-        self.wait_ready().await
+        cmd
+    }
+
+    /// Starts a named replica with leader election (identity = `name`) and extra flags; it is
+    /// ready (standing by or leading) when this returns.
+    pub async fn start_replica(&self, name: &str, extra: &[String]) -> Result<()> {
+        let port = free_port()?;
+        let mut args = vec![
+            "--leader-elect".to_owned(),
+            "--leader-election-namespace".to_owned(),
+            CLUSTER_RESOURCE_NAMESPACE.to_owned(),
+        ];
+        args.extend_from_slice(extra);
+        let mut cmd = self.controller_command(port, &args);
+        cmd.env("POD_NAME", name);
+        let restarts = {
+            let mut n = self.controller_restarts.lock().unwrap_or_else(|e| e.into_inner());
+            *n += 1;
+            *n
+        };
+        let process = self.cp.spawn(&format!("{name}-{restarts}"), cmd)?;
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        self.replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), (process, port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+            if Instant::now() > deadline {
+                bail!("replica {name} not ready after 60s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` to a replica and waits for it to exit.
+    pub async fn stop_replica(&self, name: &str, signal: Signal) -> Result<std::process::ExitStatus> {
+        let (process, _) = self
+            .replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .with_context(|| format!("no replica {name}"))?;
+        process.signal(signal)?;
+        process.wait().await
+    }
+
+    /// The health port of a running replica.
+    pub fn replica_port(&self, name: &str) -> Option<u16> {
+        self.replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|(_, port)| *port)
+    }
+
+    /// The identity holding the leader lease, if any.
+    pub async fn leader(&self) -> Result<Option<String>> {
+        let leases: Api<Lease> = Api::namespaced(self.client().await?, CLUSTER_RESOURCE_NAMESPACE);
+        Ok(leases
+            .get_opt("ccm-issuer-leader")
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity))
     }
 
     async fn wait_ready(&self) -> Result<()> {
@@ -349,6 +422,24 @@ pub async fn eventually<T>(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Waits for a CCMIssuer's Ready reason; returns (status, message).
+pub async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason: &str) -> Result<(String, String)> {
+    let api: Api<CCMIssuer> = Api::namespaced(stack.client().await?, namespace);
+    eventually(
+        &format!("CCMIssuer {namespace}/{name} reason {reason}"),
+        Duration::from_secs(60),
+        async || {
+            let issuer = api.get(name).await?;
+            Ok(issuer
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+                .filter(|c| c.reason == reason)
+                .map(|c| (c.status, c.message)))
+        },
+    )
+    .await
 }
 
 /// The cert-manager Certificate API.

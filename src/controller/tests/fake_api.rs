@@ -1,6 +1,6 @@
-//! Test fixtures: an in-memory Kubernetes API server behind a `kube::Client` (GET, JSON merge
-//! patch with resourceVersion preconditions, server-side-apply of status with UID
-//! preconditions, events), and an in-process mock PCA.
+//! An in-memory Kubernetes API server behind a `kube::Client`: GET, POST (create), PUT
+//! (replace), JSON merge patch and server-side apply of status, each honouring resourceVersion
+//! and UID preconditions like the real one, and events.
 
 use std::{
     collections::BTreeMap,
@@ -10,12 +10,8 @@ use std::{
 };
 
 use http::{Method, Request, Response};
-use kube::{Client, client::Body, runtime::reflector};
+use kube::{Client, client::Body};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-
-use super::{Config, Context, IssuerStores, IssuerTriggers};
-use crate::{crd::CCMClusterIssuer, metrics::Metrics};
 
 /// One recorded request: method, path (without query), and query.
 #[derive(Debug, Clone)]
@@ -101,7 +97,7 @@ impl FakeApi {
         meta.insert("resourceVersion".into(), json!(rv));
         meta.entry("generation").or_insert(json!(1));
         meta.entry("creationTimestamp")
-            .or_insert_with(|| json!(super::now_rfc3339()));
+            .or_insert_with(|| json!(crate::controller::now_rfc3339()));
         let key = Self::key_of(&object);
         s.objects.insert(key, object.clone());
         object
@@ -183,6 +179,42 @@ impl FakeApi {
         }
         match parts.method {
             Method::POST if path.ends_with("/events") => ok(&body, 201),
+            Method::POST => {
+                let mut object = body.clone();
+                if object["metadata"]["namespace"].is_null()
+                    && let Some(ns) = path.split("/namespaces/").nth(1).and_then(|r| r.split('/').next())
+                {
+                    object["metadata"]["namespace"] = json!(ns);
+                }
+                let key = Self::key_of(&object);
+                if s.objects.contains_key(&key) {
+                    return status(409, "AlreadyExists", &format!("{key} already exists"));
+                }
+                s.resource_version += 1;
+                let rv = s.resource_version.to_string();
+                object["metadata"]["resourceVersion"] = json!(rv);
+                object["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+                s.objects.insert(key, object.clone());
+                ok(&object, 201)
+            }
+            Method::PUT => {
+                let Some(existing) = s.objects.get(&path).cloned() else {
+                    return status(404, "NotFound", &format!("{path} not found"));
+                };
+                if body["metadata"]["resourceVersion"].as_str() != existing["metadata"]["resourceVersion"].as_str() {
+                    return status(
+                        409,
+                        "Conflict",
+                        "the object has been modified; please apply your changes to the latest version",
+                    );
+                }
+                let mut object = body.clone();
+                s.resource_version += 1;
+                object["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
+                object["metadata"]["uid"] = existing["metadata"]["uid"].clone();
+                s.objects.insert(path.clone(), object.clone());
+                ok(&object, 200)
+            }
             Method::GET => {
                 if let Some(obj) = s.objects.get(&path) {
                     return ok(obj, 200);
@@ -279,95 +311,4 @@ fn apply_status(object: &mut Value, applied: &Value) {
             object["status"][k] = v.clone();
         }
     }
-}
-
-/// Test credentials of the mock.
-pub const AK: &str = "UNITTESTAK0000000001";
-/// Test secret key.
-pub const SK: &str = "unit-test-secret-key-0000000000000000001";
-/// Test account.
-pub const DOMAIN: &str = "0123456789abcdef0123456789abcdef";
-/// The seeded sub-CA.
-pub const CA_ID: &str = "4bd1b320-e162-419f-8add-dfcc046197c7";
-
-/// The embedded mock PCA (plain HTTP on 127.0.0.1:0) with one EC256 CA pair, sub-CA `CA_ID`
-/// with path length 1.
-pub struct MockPca(ccm_mock_pca::embedded::Embedded);
-
-impl std::ops::Deref for MockPca {
-    type Target = ccm_mock_pca::embedded::Embedded;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl MockPca {
-    /// Starts it.
-    pub async fn start() -> Self {
-        crate::install_crypto_provider();
-        let options = ccm_mock_pca::embedded::EmbeddedOptions {
-            credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().expect("credential")],
-            cas: vec![(CA_ID.to_owned(), ccm_mock_pca::ca::KeyAlgorithm::Ec256, 1)],
-            ..Default::default()
-        };
-        Self(
-            ccm_mock_pca::embedded::Embedded::start(options)
-                .await
-                .expect("mock PCA"),
-        )
-    }
-
-    /// The `/_mock/stats` document.
-    pub async fn stats(&self) -> Value {
-        serde_json::to_value(self.0.stats()).expect("stats")
-    }
-
-    /// Sets fault injection (a `/_mock/faults` body).
-    pub async fn faults(&self, faults: Value) {
-        let plan = serde_json::from_value(faults).expect("fault plan");
-        self.0.set_faults(plan).expect("valid fault plan");
-    }
-}
-
-/// A context over the fake API server. Issuer stores start empty (the reconciler then reads
-/// issuers from the API, as it does when its cache lags).
-pub fn context(api: &FakeApi, config: Config) -> Arc<Context> {
-    context_with_triggers(api, config).0
-}
-
-/// Receivers of the issuer re-check triggers.
-pub struct Triggered {
-    /// CCMIssuers.
-    pub namespaced: mpsc::UnboundedReceiver<reflector::ObjectRef<crate::crd::CCMIssuer>>,
-    /// CCMClusterIssuers (kept open so sends succeed).
-    #[allow(dead_code)]
-    pub cluster: mpsc::UnboundedReceiver<reflector::ObjectRef<CCMClusterIssuer>>,
-}
-
-/// [`context`], also returning the re-check trigger receivers.
-pub fn context_with_triggers(api: &FakeApi, config: Config) -> (Arc<Context>, Triggered) {
-    let (ns_store, _ns_writer) = reflector::store();
-    let (cl_store, _cl_writer) = reflector::store::<CCMClusterIssuer>();
-    let (ns_tx, ns_rx) = mpsc::unbounded_channel();
-    let (cl_tx, cl_rx) = mpsc::unbounded_channel();
-    let ctx = Arc::new(Context::new(
-        api.client(),
-        config,
-        Arc::new(Metrics::new()),
-        IssuerStores {
-            namespaced: ns_store,
-            cluster: cl_store,
-        },
-        IssuerTriggers {
-            namespaced: ns_tx,
-            cluster: cl_tx,
-        },
-    ));
-    (
-        ctx,
-        Triggered {
-            namespaced: ns_rx,
-            cluster: cl_rx,
-        },
-    )
 }

@@ -1,0 +1,223 @@
+//! Finding the leaf certificate of an issue attempt whose answer was lost (time-out, reset,
+//! crash, a replica killed between the PCA's answer and our status write).
+//!
+//! The PCA lists certificates newest first, filtered by common name and status, with no time
+//! filter and no idempotency token. The search therefore:
+//!
+//! 1. looks only at the window `[intent start − 15 min, intent deadline + margin + 15 min]`
+//!    (the gateway accepts our signatures with up to 15 minutes of clock difference, so its
+//!    `create_time` may be that far from our clock), finding the window's first entry by binary
+//!    search over the offset instead of paging through everything newer;
+//! 2. narrows entries by issuing CA, key algorithm, common name and status from the list
+//!    itself, before any export;
+//! 3. exports the remaining candidates nearest to the intent first, skipping ids it already
+//!    checked (kept per request across passes) and ids the PCA refuses to export;
+//! 4. treats a list entry without `create_time`, or a page without `total`, as an incomplete
+//!    answer to retry — never as "nothing was issued".
+//!
+//! One pass costs at most `1 + ⌈log2(total)⌉ + MAX_WINDOW_PAGES` list calls and
+//! `MAX_EXPORTS_PER_PASS` exports; a window that needs more is continued in the next pass.
+
+use std::collections::HashSet;
+
+use crate::{
+    pca::{
+        PcaClient, PcaError,
+        types::{CertificateList, ListCertificates, PrivateCertificate},
+    },
+    signing::{SignRequest, exported_matches},
+};
+
+use super::intent::Intent;
+
+/// How far the PCA's clock may be from ours (the gateway refuses signatures beyond this).
+pub const CLOCK_SKEW_MS: i64 = 15 * 60 * 1000;
+/// Entries per list page.
+const PAGE: u32 = 100;
+/// Pages of the window read in one pass.
+pub const MAX_WINDOW_PAGES: u32 = 50;
+/// Candidates exported in one pass.
+pub const MAX_EXPORTS_PER_PASS: usize = 10;
+
+/// The result of one search pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Search {
+    /// This certificate was issued for the request.
+    Found(String),
+    /// The whole window was read and no certificate matches.
+    NotIssued,
+    /// The pass ended before the window was read or every candidate exported; search again.
+    Undecided(String),
+}
+
+/// Why a pass could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// A list or export call failed.
+    #[error(transparent)]
+    Pca(#[from] PcaError),
+    /// The PCA's answer lacks a field the decision depends on.
+    #[error("the PCA's certificate list is incomplete ({0}); searching again later")]
+    Incomplete(&'static str),
+}
+
+/// What a pass looks for.
+pub struct Target<'a> {
+    /// The issue that may have happened.
+    pub request: &'a SignRequest<'a>,
+    /// The recorded attempt.
+    pub intent: Intent,
+}
+
+impl Target<'_> {
+    fn window(&self) -> (i64, i64) {
+        (
+            self.intent.start_ms.saturating_sub(CLOCK_SKEW_MS),
+            self.intent.in_flight_until().saturating_add(CLOCK_SKEW_MS),
+        )
+    }
+
+    fn filter(&self, limit: u32, offset: u32) -> ListCertificates {
+        ListCertificates {
+            limit: Some(limit),
+            offset: Some(offset),
+            name: self.request.csr.common_name.clone().filter(|cn| !cn.is_empty()),
+            status: Some("ISSUED".into()),
+            sort_key: Some("create_time".into()),
+            sort_dir: Some("DESC".into()),
+        }
+    }
+
+    /// Whether a listed certificate can be ours, judged from the list alone.
+    fn may_be_ours(&self, cert: &PrivateCertificate, created: i64) -> bool {
+        let (from, to) = self.window();
+        let cn = self.request.csr.common_name.as_deref().unwrap_or_default();
+        (from..=to).contains(&created)
+            && cert.issuer_id.as_deref() == Some(self.request.ca_id)
+            && cert
+                .key_algorithm
+                .as_deref()
+                .is_none_or(|k| k.eq_ignore_ascii_case(&self.request.csr.key.to_string()))
+            && cert.distinguished_name.common_name.as_deref().is_none_or(|c| c == cn)
+    }
+}
+
+/// One search pass. `checked` holds ids exported in earlier passes that did not match; it
+/// grows with the ids this pass rules out.
+pub async fn search(
+    client: &PcaClient,
+    target: &Target<'_>,
+    checked: &mut HashSet<String>,
+) -> Result<Search, RecoveryError> {
+    let (candidates, complete) = candidates(client, target).await?;
+    let unchecked: Vec<&String> = candidates
+        .iter()
+        .map(|(_, id)| id)
+        .filter(|id| !checked.contains(*id))
+        .collect();
+    for (n, id) in unchecked.iter().enumerate() {
+        if n == MAX_EXPORTS_PER_PASS {
+            return Ok(Search::Undecided(format!(
+                "{} candidate certificates left to check",
+                unchecked.len() - n
+            )));
+        }
+        match exported_matches(client, id, target.request).await {
+            Ok(true) => return Ok(Search::Found((*id).clone())),
+            Ok(false) => {}
+            // Revoked meanwhile, or otherwise not exportable: it cannot be delivered anyway.
+            Err(e) if !e.is_retryable() && !e.is_credentials() => {}
+            Err(e) => return Err(e.into()),
+        }
+        checked.insert((*id).clone());
+    }
+    Ok(if complete {
+        Search::NotIssued
+    } else {
+        Search::Undecided(format!(
+            "the time window holds more than {} certificates",
+            MAX_WINDOW_PAGES * PAGE
+        ))
+    })
+}
+
+/// The window's candidates, nearest to the intent first, and whether the window was read to
+/// its end.
+async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, bool), RecoveryError> {
+    let (from, to) = target.window();
+    let first = list(client, target, PAGE, 0).await?;
+    let total = first.total;
+    let mut offset = match first.certificates.last().map(created).transpose()? {
+        Some(last) if last > to && total > u64::from(PAGE) => first_at_or_before(client, target, to, total).await?,
+        _ => 0,
+    };
+    let mut page = if offset == 0 {
+        first
+    } else {
+        list(client, target, PAGE, offset).await?
+    };
+    let mut found = Vec::new();
+    for _ in 0..MAX_WINDOW_PAGES {
+        if page.certificates.is_empty() {
+            return Ok((nearest_first(found, target), true));
+        }
+        for cert in &page.certificates {
+            let at = created(cert)?;
+            if at < from {
+                return Ok((nearest_first(found, target), true));
+            }
+            if target.may_be_ours(cert, at) {
+                found.push((at, cert.certificate_id.clone()));
+            }
+        }
+        offset = offset.saturating_add(u32::try_from(page.certificates.len()).unwrap_or(PAGE));
+        if u64::from(offset) >= page.total {
+            return Ok((nearest_first(found, target), true));
+        }
+        page = list(client, target, PAGE, offset).await?;
+    }
+    Ok((nearest_first(found, target), false))
+}
+
+/// The smallest offset whose entry was created at or before `to` (entries are newest first),
+/// by binary search with one-entry pages. New certificates only push entries to larger
+/// offsets, so the result may be a little early, never late: nothing in the window is skipped.
+async fn first_at_or_before(
+    client: &PcaClient,
+    target: &Target<'_>,
+    to: i64,
+    total: u64,
+) -> Result<u32, RecoveryError> {
+    let mut lo = PAGE;
+    let mut hi = u32::try_from(total).unwrap_or(u32::MAX);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let probe = list(client, target, 1, mid).await?;
+        match probe.certificates.first().map(created).transpose()? {
+            Some(at) if at > to => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
+async fn list(
+    client: &PcaClient,
+    target: &Target<'_>,
+    limit: u32,
+    offset: u32,
+) -> Result<CertificateList, RecoveryError> {
+    let page = client.list_certificates(&target.filter(limit, offset)).await?;
+    Ok(page)
+}
+
+fn created(cert: &PrivateCertificate) -> Result<i64, RecoveryError> {
+    cert.create_time
+        .ok_or(RecoveryError::Incomplete("an entry has no create_time"))
+}
+
+fn nearest_first(mut found: Vec<(i64, String)>, target: &Target<'_>) -> Vec<(i64, String)> {
+    found.sort_by_key(|(at, id)| ((at - target.intent.start_ms).abs(), id.clone()));
+    found.dedup_by(|a, b| a.1 == b.1);
+    found
+}

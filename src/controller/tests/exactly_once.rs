@@ -1,0 +1,533 @@
+//! Exactly one certificate per request, and never Failed for a passing cause: one scenario per
+//! defect found in review (issue "Exactly one certificate, never Failed for a passing cause").
+
+use std::{sync::Arc, time::Duration};
+
+use http::Method;
+use rcgen::{CertificateParams, DnType, KeyPair};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::{
+    cert_manager::CertificateRequest,
+    controller::{
+        issuance::intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION, RETRYING_SINCE_ANNOTATION, bound},
+        leader::Fence,
+        runtime::request_inputs,
+    },
+    pca::{
+        ClientConfig, Credentials, PcaClient,
+        ratelimit::TokenBucket,
+        types::{CertificateType, IssueFromCsr, Validity, ValidityUnit},
+    },
+};
+
+const LIST: &str = "ListCertificate";
+const ISSUE: &str = "CreateCertificateByCsr";
+const EXPORT: &str = "ExportCertificate";
+const EXPORT_CA: &str = "ExportCertificateAuthorityCertificate";
+
+fn minutes_ago(m: i64) -> String {
+    let t = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(m);
+    crate::controller::rfc3339(t)
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A request created `age_minutes` ago.
+fn aged_request(c: &Csr, is_ca: bool, age_minutes: i64) -> Value {
+    let mut cr = request_json(c, is_ca, approved(), "CCMIssuer");
+    cr["metadata"]["creationTimestamp"] = json!(minutes_ago(age_minutes));
+    cr
+}
+
+fn annotation(w: &World, name: &str) -> Option<String> {
+    let cr = w.cr();
+    let uid = cr.metadata.uid.clone().unwrap_or_default();
+    bound(&cr, name, &uid).map(str::to_owned)
+}
+
+/// A raw client on the mock, for certificates "of other requests".
+fn raw_client(mock: &MockPca) -> PcaClient {
+    let mut config = ClientConfig::new(mock.url.parse().expect("url"), mock.url.parse().expect("url"));
+    config.domain_id = Some(DOMAIN.into());
+    PcaClient::new(
+        config,
+        Credentials::new(AK, &SK.to_owned().into()),
+        Arc::new(TokenBucket::new(0.0, 1)),
+        None,
+    )
+    .expect("client")
+}
+
+/// Issues `n` leaf certificates with common name `cn` directly at the mock; returns their ids.
+async fn issue_others(mock: &MockPca, cn: &str, n: usize) -> Vec<String> {
+    let client = raw_client(mock);
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(vec![]).expect("params");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let csr = p.serialize_request(&key).expect("csr").pem().expect("pem");
+        let body = IssueFromCsr {
+            issuer_id: CA_ID.into(),
+            csr,
+            validity: Validity {
+                unit: ValidityUnit::Day,
+                value: 1,
+                start_from: None,
+            },
+            cert_type: CertificateType::EntityCert,
+            path_length: None,
+            enterprise_project_id: None,
+        };
+        ids.push(client.issue_from_csr(&body).await.expect("issue").certificate_id);
+    }
+    ids
+}
+
+/// Moves a mock certificate's creation time (as if the PCA's clock differed from ours).
+fn set_create_time(mock: &MockPca, id: &str, ms: i64) {
+    mock.mock
+        .store
+        .update_cert(id, |c| {
+            c.create_time = ms;
+            Ok(())
+        })
+        .expect("update certificate");
+}
+
+/// Defect 1: the budget counted from the request's creation, so a request that waited in a
+/// backlog failed on its first 429.
+#[tokio::test]
+async fn retry_budget_counts_from_the_first_error_not_from_creation() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(aged_request(&c, false, 30));
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Pending"), "{message}");
+    let since = annotation(&w, RETRYING_SINCE_ANNOTATION).expect("the episode is recorded on the request");
+    let start: i64 = since.split('/').next().and_then(|s| s.parse().ok()).expect("start");
+    assert!(
+        (now_ms() - start).abs() < 60_000,
+        "the episode starts now, not at creation: {since}"
+    );
+}
+
+/// Defect 1: the episode is kept on the request, so a restart neither resets nor loses it.
+#[tokio::test]
+async fn retry_budget_survives_a_restart_and_then_fails_a_throttled_request() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
+    let uid = "0f0f0f0f-0000-4000-8000-00000000000a";
+    cr["metadata"]["uid"] = json!(uid);
+    cr["metadata"]["annotations"] =
+        json!({RETRYING_SINCE_ANNOTATION: format!("{uid}/{}/issue", now_ms() - 6 * 60_000)});
+    w.api.put(cr);
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    let restarted = context(&w.api, Config::default());
+    reconcile(w.cr(), restarted).await.expect("reconcile");
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Failed"), "{message}");
+    assert!(
+        message.contains("--max-retry-duration") && message.contains("APIGW.0308"),
+        "{message}"
+    );
+    assert_eq!(w.issued().await, 0);
+}
+
+/// Defect 1: a request whose issue call may have landed is never failed by the timer; a failed
+/// request would make cert-manager issue a second certificate with a new request.
+#[tokio::test]
+async fn unknown_outcome_is_never_failed_by_the_retry_budget() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(aged_request(&c, false, 30));
+    w.mock.faults(json!({"drop_after_issue": 1})).await;
+    w.reconcile().await;
+    assert_eq!(w.issued().await, 1, "issued, answer lost");
+    // The PCA's list then fails for longer than --max-retry-duration.
+    w.mock.faults(json!({"rate_5xx": 1.0, "operations": [LIST]})).await;
+    let cr = w.api.get(CR_PATH).expect("cr");
+    let uid = cr["metadata"]["uid"].as_str().expect("uid").to_owned();
+    let mut old = cr.clone();
+    old["metadata"]["annotations"][RETRYING_SINCE_ANNOTATION] =
+        json!(format!("{uid}/{}/issue", now_ms() - 60 * 60_000));
+    w.api.put(old);
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Pending"), "{message}");
+    w.mock.faults(json!({})).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued");
+    assert_eq!(w.issued().await, 1);
+}
+
+/// Defect 2: our own status and annotation writes came back as watch events and made the
+/// request reconcile at once, so no back-off was ever taken.
+#[tokio::test]
+async fn our_own_writes_do_not_trigger_a_reconcile() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    let before = w.cr();
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    w.reconcile().await;
+    let after = w.cr();
+    assert_ne!(
+        before.metadata.resource_version, after.metadata.resource_version,
+        "status and episode were written"
+    );
+    assert_eq!(
+        request_inputs(&before),
+        request_inputs(&after),
+        "no reconcile is triggered by them"
+    );
+    let mut approved_now: CertificateRequest = (*before).clone();
+    approved_now.status = None;
+    assert_ne!(
+        request_inputs(&approved_now),
+        request_inputs(&before),
+        "approval does trigger one"
+    );
+}
+
+/// Defect 3: with more than 1,000 newer certificates of the same name, recovery gave up after
+/// 1,000 entries and reported "in flight" forever.
+#[tokio::test]
+async fn recovery_pages_only_the_intents_window() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let c = csr(false, &["cert-test.com"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    w.mock.faults(json!({"drop_after_issue": 1})).await;
+    w.reconcile().await;
+    assert_eq!(w.issued().await, 1);
+    // 1,200 certificates of the same name issued after ours, all "newer than the window".
+    let later = issue_others(&w.mock, "ingress-server-crt", 1200).await;
+    for id in &later {
+        set_create_time(&w.mock, id, now_ms() + 40 * 60_000);
+    }
+    let lists_before = w.calls(LIST).await;
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Issued"), "{message}");
+    let lists = w.calls(LIST).await - lists_before;
+    assert!(
+        lists <= 15,
+        "binary search over 1,201 entries, not 12 pages: {lists} list calls"
+    );
+    assert_eq!(w.issued().await, 1201, "no second certificate for the request");
+}
+
+/// Defect 3: every candidate of a pass was exported (up to 1,000).
+#[tokio::test]
+async fn recovery_exports_a_bounded_number_of_candidates_per_pass() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let c = csr(false, &["cert-test.com"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    // 30 look-alikes (same CA, name and key algorithm) in the window, then ours is lost.
+    issue_others(&w.mock, "ingress-server-crt", 30).await;
+    w.mock.faults(json!({"drop_after_issue": 1})).await;
+    w.reconcile().await;
+    let exports_before = w.calls(EXPORT).await;
+    w.reconcile().await;
+    let exports = w.calls(EXPORT).await - exports_before;
+    assert!(exports <= 10, "{exports} exports in one pass");
+    for _ in 0..5 {
+        if w.ready().1 == "Issued" {
+            break;
+        }
+        w.reconcile().await;
+    }
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+}
+
+/// Defect 3: a revoked look-alike whose export the PCA refuses failed the request.
+#[tokio::test]
+async fn revoked_candidate_does_not_fail_the_request() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let c = csr(false, &["cert-test.com"]);
+    let revoked = issue_others(&w.mock, "ingress-server-crt", 1).await.remove(0);
+    raw_client(&w.mock)
+        .revoke_certificate(&revoked, None)
+        .await
+        .expect("revoke");
+    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
+    let uid = "0f0f0f0f-0000-4000-8000-00000000000b";
+    cr["metadata"]["uid"] = json!(uid);
+    // An attempt a while ago (in the legacy one-field form) whose outcome is unknown.
+    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/{}", now_ms() - 120_000)});
+    w.api.put(cr);
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Issued"), "{message}");
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+}
+
+/// Defect 3 and item 7: recovery of a CA request exported leaf ids through the CA export and
+/// failed; a CA certificate cannot be listed, so it is issued again once the attempt is over.
+#[tokio::test]
+async fn ca_request_of_unknown_outcome_is_reissued_once_without_exporting_leaf_ids() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    issue_others(&w.mock, "mesh-ca", 3).await;
+    let c = csr(true, &[]);
+    let mut cr = request_json(&c, true, approved(), "CCMIssuer");
+    let uid = "0f0f0f0f-0000-4000-8000-00000000000c";
+    cr["metadata"]["uid"] = json!(uid);
+    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/{}", now_ms() - 120_000)});
+    w.api.put(cr);
+    let leaf_exports_before = w.calls(EXPORT).await;
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Issued"), "{message}");
+    assert_eq!(
+        w.calls(EXPORT).await,
+        leaf_exports_before,
+        "no leaf export for a CA request"
+    );
+    assert_eq!(
+        w.calls(EXPORT_CA).await,
+        1,
+        "the CA export, for the new CA certificate only"
+    );
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+    assert!(
+        w.ctx
+            .metrics
+            .encode()
+            .contains(r#"ccm_issuer_unknown_outcome_reissues_total{type="ca"} 1"#)
+    );
+    assert!(
+        annotation(&w, CERTIFICATE_ID_ANNOTATION).is_some(),
+        "a CA id is recorded"
+    );
+}
+
+/// Defect 3: an unreadable intent was read as epoch 0 (search the whole account, and issue
+/// again at once).
+#[tokio::test]
+async fn unreadable_intent_is_an_attempt_of_unknown_time() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
+    let uid = "0f0f0f0f-0000-4000-8000-00000000000d";
+    cr["metadata"]["uid"] = json!(uid);
+    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/not-a-time")});
+    w.api.put(cr);
+    w.reconcile().await;
+    let (_, reason, message) = w.ready();
+    assert_eq!(reason, "Pending", "{message}");
+    assert_eq!(w.issued().await, 0, "not issued while the attempt may be in flight");
+    let intent = annotation(&w, INTENT_ANNOTATION).expect("intent");
+    let start: i64 = intent
+        .split('/')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("readable now");
+    assert!(
+        start > 1_600_000_000_000,
+        "starts at the request's creation, not epoch 0: {intent}"
+    );
+}
+
+/// Defect 3: the window allowed 5 minutes of clock difference, the gateway 15.
+#[tokio::test]
+async fn recovery_covers_fifteen_minutes_of_pca_clock_difference() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["cert-test.com"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    w.mock.faults(json!({"drop_after_issue": 1})).await;
+    w.reconcile().await;
+    let ids: Vec<String> = w
+        .mock
+        .mock
+        .store
+        .all_certs()
+        .iter()
+        .map(|c| c.certificate_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    // The PCA's clock is 10 minutes behind ours; our attempt is long over.
+    let cr = w.api.get(CR_PATH).expect("cr");
+    let uid = cr["metadata"]["uid"].as_str().expect("uid").to_owned();
+    let intent_at = now_ms() - 5 * 60_000;
+    set_create_time(&w.mock, &ids[0], intent_at - 10 * 60_000);
+    let mut moved = cr.clone();
+    moved["metadata"]["annotations"][INTENT_ANNOTATION] = json!(format!("{uid}/{intent_at}"));
+    w.api.put(moved);
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert_eq!(w.issued().await, 1, "found, not issued again");
+}
+
+/// Defect 4: an export failure right after the issue failed the request (and cert-manager's
+/// next request would get a second certificate).
+#[tokio::test]
+async fn export_failure_after_issue_is_retried_never_failed() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(aged_request(&c, false, 30));
+    w.mock.faults(json!({"rate_5xx": 1.0, "operations": [EXPORT]})).await;
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Pending"), "{message}");
+    assert!(message.contains("was issued for this request"), "{message}");
+    w.mock.faults(json!({})).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued");
+    assert_eq!(
+        w.calls(ISSUE).await,
+        1,
+        "the recorded id is exported, never a new issue"
+    );
+}
+
+/// Defect 5: a replica that decided "Pending" on an old view overwrote a newer Issued.
+#[tokio::test]
+async fn stale_pending_never_overwrites_issued() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    let stale = w.cr();
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued");
+    // The other replica still sees the old request, and an issuer that is not ready.
+    w.api.put(issuer_json(&w.mock, NS, false));
+    let other = context(&w.api, Config::default());
+    reconcile(stale, other).await.expect("reconcile");
+    let cr = w.cr();
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert!(cr.status.as_ref().and_then(|s| s.certificate.as_ref()).is_some());
+}
+
+/// Defect 5: the same with a terminal decision taken on an old view (and issue 10: a CA that
+/// ends within the hour is not the request's fault).
+#[tokio::test]
+async fn stale_failure_never_overwrites_issued() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    let stale = w.cr();
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued");
+    // Meanwhile the issuer reports a CA that ends in 30 minutes.
+    let mut issuer = issuer_json(&w.mock, NS, true);
+    issuer["status"]["ca"] =
+        json!({"notAfter": crate::controller::rfc3339(jiff::Timestamp::now() + jiff::SignedDuration::from_mins(30))});
+    w.api.put(issuer);
+    let other = context(&w.api, Config::default());
+    reconcile(stale, other).await.expect("reconcile");
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert!(!w.cr().is_true("InvalidRequest"));
+    assert_eq!(w.issued().await, 1);
+}
+
+/// Defect 5: the id and intent-clearing patches carried no precondition.
+#[tokio::test]
+async fn annotation_writes_carry_version_and_uid_preconditions() {
+    let w = world(Config::default()).await;
+    let ca = csr(true, &[]);
+    w.api.put(request_json(&ca, true, approved(), "CCMIssuer"));
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued");
+    let leaf = csr(false, &["x.example"]);
+    let mut cr = request_json(&leaf, false, approved(), "CCMIssuer");
+    cr["metadata"]["name"] = json!("req-2");
+    w.api.put(cr);
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    let stored = w
+        .api
+        .get("/apis/cert-manager.io/v1/namespaces/istio-system/certificaterequests/req-2")
+        .expect("req-2");
+    reconcile(Arc::new(serde_json::from_value(stored).expect("decode")), w.ctx.clone())
+        .await
+        .expect("reconcile");
+    let patches: Vec<_> = w
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == Method::PATCH && r.path.contains("/certificaterequests/"))
+        .collect();
+    assert!(
+        patches.len() >= 5,
+        "intent, id, status, intent cleared, episode: {patches:?}"
+    );
+    for p in patches {
+        assert!(
+            p.body["metadata"]["resourceVersion"].is_string() && p.body["metadata"]["uid"].is_string(),
+            "unconditional write to {}: {}",
+            p.path,
+            p.body
+        );
+    }
+}
+
+/// Defect 6: the rate-limiter wait came after the intent, so a slow limiter let the issue call
+/// leave after another replica had given the attempt up and issued again.
+#[tokio::test]
+async fn rate_limiter_wait_never_delays_an_issue_call_past_its_intent() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    // Replica A's limiter has a token every 3 s and its burst is already spent.
+    let slow = Config {
+        pca_qps: 1.0 / 3.0,
+        pca_burst: 1,
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let a = context(&w.api, slow);
+    let issuer: crate::crd::CCMIssuer =
+        serde_json::from_value(w.api.get(ISSUER_PATH).expect("issuer")).expect("decode");
+    crate::controller::issuer::reconcile_namespaced(Arc::new(issuer), a.clone())
+        .await
+        .expect("issuer check spends the burst");
+    let stale = w.cr();
+    let a_task = tokio::spawn(reconcile(stale, a));
+    // Replica B acts while A waits for its turn.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued");
+    a_task.await.expect("join").expect("reconcile");
+    assert_eq!(w.issued().await, 1, "A never sent its call");
+    assert_eq!(w.calls(ISSUE).await, 1);
+}
+
+/// Defect 6: a replica that cannot prove it holds the lease sends no issue call and writes nothing.
+#[tokio::test]
+async fn replica_without_the_lease_sends_no_issue_call() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    let (fenced, _triggers) = super::mock_pca::context_with(&w.api, Config::default(), Fence::leased());
+    let before = w.cr().metadata.resource_version.clone();
+    reconcile(w.cr(), fenced).await.expect("reconcile");
+    assert_eq!(w.calls(ISSUE).await, 0);
+    assert_eq!(w.cr().metadata.resource_version, before, "nothing written");
+}
