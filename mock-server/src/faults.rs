@@ -1,7 +1,7 @@
 //! Fault injection (`/_mock/faults`) and the `--max-tps` gateway throttle.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct FaultPlan {
     /// Added delay before every (selected) operation is handled.
     pub latency_ms: u64,
+    /// Extra random delay: each (selected) call waits `latency_ms` plus a uniformly drawn
+    /// 0..=`latency_jitter_ms` (e.g. 1000 + 2000 for "1–3 s latency").
+    pub latency_jitter_ms: u64,
     /// Probability (0..=1) of answering a (selected) operation with 429 APIGW.0308.
     pub rate_429: f64,
     /// Probability (0..=1) of answering a (selected) operation with 500.
@@ -18,6 +21,9 @@ pub struct FaultPlan {
     /// For the next N successful issue-from-CSR calls: issue, then close the connection
     /// without a response. Counts down.
     pub drop_after_issue: u64,
+    /// Probability (0..=1) that a successful issue-from-CSR call issues, then closes the
+    /// connection without a response (besides the `drop_after_issue` countdown).
+    pub drop_after_issue_rate: f64,
     /// Issue-from-CSR: issue, then wait this long before answering.
     pub hang_after_issue_ms: u64,
     /// If set, latency/429/5xx only apply to these SDK operation names.
@@ -26,7 +32,11 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     pub fn validate(&self) -> Result<(), String> {
-        for (name, r) in [("rate_429", self.rate_429), ("rate_5xx", self.rate_5xx)] {
+        for (name, r) in [
+            ("rate_429", self.rate_429),
+            ("rate_5xx", self.rate_5xx),
+            ("drop_after_issue_rate", self.drop_after_issue_rate),
+        ] {
             if !(0.0..=1.0).contains(&r) || r.is_nan() {
                 return Err(format!("{name} must be within [0, 1]"));
             }
@@ -83,7 +93,12 @@ impl Faults {
         if !g.selects(operation) {
             return (None, Injected::None);
         }
-        let latency = (g.latency_ms > 0).then(|| Duration::from_millis(g.latency_ms));
+        let jitter = match g.latency_jitter_ms {
+            0 => 0,
+            j => rand::random_range(0..=j),
+        };
+        let ms = g.latency_ms.saturating_add(jitter);
+        let latency = (ms > 0).then(|| Duration::from_millis(ms));
         let (r429, r5xx) = (g.rate_429, g.rate_5xx);
         drop(g);
         let injected = if r429 > 0.0 && rand::random::<f64>() < r429 {
@@ -96,14 +111,15 @@ impl Faults {
         (latency, injected)
     }
 
-    /// After a successful issuance: should the connection be dropped? Consumes one.
+    /// After a successful issuance: should the connection be dropped? Consumes one of the
+    /// `drop_after_issue` countdown, else draws against `drop_after_issue_rate`.
     pub fn take_drop(&self) -> bool {
         let mut g = self.lock();
         if g.drop_after_issue > 0 {
             g.drop_after_issue -= 1;
             true
         } else {
-            false
+            g.drop_after_issue_rate > 0.0 && rand::random::<f64>() < g.drop_after_issue_rate
         }
     }
 
@@ -111,6 +127,49 @@ impl Faults {
     pub fn hang(&self) -> Option<Duration> {
         let ms = self.lock().hang_after_issue_ms;
         (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+/// A simulated outage (`/_mock/outage`): until it ends, every Huawei-API request is
+/// answered by closing the connection without a response.
+#[derive(Debug, Default)]
+pub struct Outage {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Outage {
+    fn lock(&self) -> MutexGuard<'_, Option<Instant>> {
+        match self.until.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Start (or extend/shorten) an outage lasting `duration` from now.
+    pub fn start(&self, duration: Duration) {
+        *self.lock() = Instant::now().checked_add(duration);
+    }
+
+    /// End the outage now.
+    pub fn end(&self) {
+        *self.lock() = None;
+    }
+
+    /// Time left, `None` when there is no outage.
+    pub fn remaining(&self) -> Option<Duration> {
+        let mut g = self.lock();
+        match *g {
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    *g = None;
+                    None
+                } else {
+                    Some(left)
+                }
+            }
+            None => None,
+        }
     }
 }
 
@@ -159,13 +218,61 @@ mod tests {
     #[test]
     fn plan_json_and_validation() {
         let p: FaultPlan = serde_json::from_str(
-            r#"{"latency_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"hang_after_issue_ms":0,"operations":null}"#,
+            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null}"#,
         )
         .unwrap();
         assert_eq!(p, FaultPlan::default());
         let p: FaultPlan = serde_json::from_str(r#"{"rate_429":1.5}"#).unwrap();
         assert!(p.validate().is_err());
         assert!(serde_json::from_str::<FaultPlan>(r#"{"bogus":1}"#).is_err());
+        let p: FaultPlan = serde_json::from_str(r#"{"drop_after_issue_rate":-0.1}"#).unwrap();
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn latency_jitter_stays_in_range_and_varies() {
+        let f = Faults::default();
+        f.set(FaultPlan {
+            latency_ms: 1000,
+            latency_jitter_ms: 2000,
+            ..Default::default()
+        })
+        .unwrap();
+        let draws: Vec<Duration> = (0..200).map(|_| f.before("ListCertificate").0.unwrap()).collect();
+        assert!(draws.iter().all(|d| (1000..=3000).contains(&d.as_millis())));
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 50, "jitter draws {} distinct values", distinct.len());
+    }
+
+    #[test]
+    fn drop_after_issue_rate_drops_about_that_share() {
+        let f = Faults::default();
+        f.set(FaultPlan {
+            drop_after_issue_rate: 0.05,
+            ..Default::default()
+        })
+        .unwrap();
+        let dropped = (0..4000).filter(|_| f.take_drop()).count();
+        // 5% of 4000 = 200; 8 standard deviations (≈ 110) either side never fail by chance.
+        assert!((90..=310).contains(&dropped), "{dropped}");
+        f.set(FaultPlan {
+            drop_after_issue_rate: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(f.take_drop() && f.take_drop());
+    }
+
+    #[test]
+    fn outage_ends_by_itself_or_on_request() {
+        let o = Outage::default();
+        assert_eq!(o.remaining(), None);
+        o.start(Duration::from_secs(60));
+        assert!(o.remaining().is_some_and(|d| d > Duration::from_secs(59)));
+        o.end();
+        assert_eq!(o.remaining(), None);
+        o.start(Duration::ZERO);
+        assert_eq!(o.remaining(), None);
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct Mock {
     pub verifier: auth::Verifier,
     pub store: Arc<Store>,
     pub faults: faults::Faults,
+    /// A simulated outage (`/_mock/outage`).
+    pub outage: faults::Outage,
     pub stats: stats::Stats,
     pub throttle: Option<faults::Throttle>,
     pub config: MockConfig,
@@ -68,6 +70,7 @@ impl Mock {
             verifier: auth::Verifier::new(config.credentials.clone()),
             store: Arc::new(store),
             faults: faults::Faults::default(),
+            outage: faults::Outage::default(),
             stats: stats::Stats::default(),
             throttle: config.max_tps.map(faults::Throttle::new),
             config,

@@ -58,5 +58,41 @@ pub(super) async fn reset_stats(State(m): State<Arc<Mock>>) -> Response {
     m.stats.reset();
     StatusCode::NO_CONTENT.into_response()
 }
+/// `POST /_mock/outage` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutageRequest {
+    duration_ms: u64,
+}
+
+fn outage_state(m: &Mock) -> Response {
+    let remaining = m.outage.remaining();
+    axum::Json(json!({
+        "active": remaining.is_some(),
+        "remaining_ms": remaining.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    }))
+    .into_response()
+}
+
+pub(super) async fn get_outage(State(m): State<Arc<Mock>>) -> Response {
+    outage_state(&m)
+}
+
+/// Start an outage of `duration_ms`: every Huawei-API request closes its connection
+/// without an answer until it ends (the `/_mock/` API keeps answering).
+pub(super) async fn start_outage(State(m): State<Arc<Mock>>, body: axum::body::Bytes) -> Response {
+    let req: OutageRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return mock_error(StatusCode::BAD_REQUEST, &format!("invalid outage: {e}")),
+    };
+    m.outage.start(std::time::Duration::from_millis(req.duration_ms));
+    outage_state(&m)
+}
+
+pub(super) async fn end_outage(State(m): State<Arc<Mock>>) -> Response {
+    m.outage.end();
+    outage_state(&m)
+}
+
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@ use crate::Mock;
 use crate::auth::{AuthContext, RequestView};
 use crate::errors::{self, ApiError, new_request_id};
 use crate::faults::Injected;
+use crate::stats::Origin;
 
 /// A handler's successful answer.
 pub(super) enum Reply {
@@ -23,69 +24,108 @@ pub(super) enum Reply {
     Dropped,
 }
 
+/// An error answer and who produced it.
+pub(super) struct Refusal {
+    error: ApiError,
+    origin: Origin,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            origin: Origin::Service,
+        }
+    }
+}
+
 pub(super) async fn huawei(State(m): State<Arc<Mock>>, req: Request) -> Response {
     let request_id = new_request_id();
     let op = Op::route(req.method(), req.uri().path());
     let op_name = op.as_ref().map(Op::name).unwrap_or("Unknown");
+    if m.outage.remaining().is_some() {
+        tracing::info!(op = op_name, request_id, "outage: closing the connection");
+        return dropped(&m, op_name, Origin::Outage);
+    }
     let result = match op {
         Some(op) => dispatch(&m, op, req).await,
-        None => Err(ApiError::api_not_found()),
+        None => Err(ApiError::api_not_found().into()),
     };
-    let mut resp = match result {
-        Ok(Reply::Json(v)) => (StatusCode::OK, axum::Json(v)).into_response(),
-        Ok(Reply::NoContent) => StatusCode::NO_CONTENT.into_response(),
+    let (mut resp, origin) = match result {
+        Ok(Reply::Json(v)) => ((StatusCode::OK, axum::Json(v)).into_response(), Origin::Service),
+        Ok(Reply::NoContent) => (StatusCode::NO_CONTENT.into_response(), Origin::Service),
         Ok(Reply::Dropped) => {
-            m.stats.record(op_name, "dropped");
             tracing::info!(op = op_name, request_id, "fault: dropping connection after issuance");
-            let mut r = Response::new(Body::empty());
-            r.extensions_mut().insert(DropConnection);
-            return r;
+            return dropped(&m, op_name, Origin::DroppedAfterIssue);
         }
-        Err(e) => {
+        Err(Refusal { error: e, origin }) => {
             if e.status.is_server_error() || e.status == StatusCode::UNAUTHORIZED {
                 tracing::info!(op = op_name, request_id, status = %e.status, code = e.code, msg = %e.msg, "error");
             } else {
                 tracing::debug!(op = op_name, request_id, status = %e.status, code = e.code, msg = %e.msg, "error");
             }
-            e.into_response_with_id(&request_id)
+            (e.into_response_with_id(&request_id), origin)
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    m.stats.record(op_name, resp.status().as_str());
+    m.stats.record_from(op_name, resp.status().as_str(), origin);
     resp
 }
 
-async fn dispatch(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, ApiError> {
+/// Close the connection without an answer (the server sees the extension).
+fn dropped(m: &Mock, op_name: &str, origin: Origin) -> Response {
+    m.stats.record_from(op_name, "dropped", origin);
+    let mut r = Response::new(Body::empty());
+    r.extensions_mut().insert(DropConnection);
+    r
+}
+
+async fn dispatch(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, Refusal> {
     let (latency, injected) = m.faults.before(op.name());
     if let Some(d) = latency {
         tokio::time::sleep(d).await;
     }
     match injected {
         Injected::TooManyRequests => {
-            return Err(ApiError::apig(
-                StatusCode::TOO_MANY_REQUESTS,
-                errors::APIGW_THROTTLED,
-                "The throttling threshold has been reached: policy user over ratelimit,limit:100,time:1 minute (injected fault)",
-            ));
+            return Err(Refusal {
+                error: ApiError::apig(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    errors::APIGW_THROTTLED,
+                    "The throttling threshold has been reached: policy user over ratelimit,limit:100,time:1 minute (injected fault)",
+                ),
+                origin: Origin::Injected429,
+            });
         }
-        Injected::ServerError => return Err(ApiError::internal("System error (injected fault)")),
+        Injected::ServerError => {
+            return Err(Refusal {
+                error: ApiError::internal("System error (injected fault)"),
+                origin: Origin::Injected5xx,
+            });
+        }
         Injected::None => {}
     }
     if let Some(t) = &m.throttle
         && !t.admit(SystemTime::now())
     {
-        return Err(ApiError::apig(
-            StatusCode::TOO_MANY_REQUESTS,
-            errors::APIGW_THROTTLED,
-            format!(
-                "The throttling threshold has been reached: policy user over ratelimit,limit:{},time:1 second",
-                t.limit()
+        return Err(Refusal {
+            error: ApiError::apig(
+                StatusCode::TOO_MANY_REQUESTS,
+                errors::APIGW_THROTTLED,
+                format!(
+                    "The throttling threshold has been reached: policy user over ratelimit,limit:{},time:1 second",
+                    t.limit()
+                ),
             ),
-        ));
+            origin: Origin::Throttle,
+        });
     }
+    Ok(authenticated(m, op, req).await?)
+}
 
+/// Body limit and AK/SK verification, then the operation.
+async fn authenticated(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, ApiError> {
     let (parts, body) = req.into_parts();
     if parts
         .headers

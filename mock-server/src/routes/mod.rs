@@ -46,6 +46,12 @@ pub fn app(mock: Arc<Mock>) -> Router {
                 .post(controls::set_faults)
                 .delete(controls::reset_faults),
         )
+        .route(
+            "/_mock/outage",
+            get(controls::get_outage)
+                .post(controls::start_outage)
+                .delete(controls::end_outage),
+        )
         .route("/_mock/stats", get(controls::get_stats))
         .route("/_mock/stats/reset", post(controls::reset_stats))
         .route_layer(axum::middleware::from_fn(controls::loopback_only));

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::test_support::*;
 
 fn default_plan() -> serde_json::Value {
-    json!({"latency_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"hang_after_issue_ms":0,"operations":null})
+    json!({"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null})
 }
 
 #[tokio::test]
@@ -69,4 +69,49 @@ async fn mock_controls_refuse_non_loopback_peers() {
         req.extensions_mut().insert(crate::PeerAddr(peer.parse().unwrap()));
         assert_eq!(h.send(req).await.status, StatusCode::OK, "{peer}");
     }
+}
+
+#[tokio::test]
+async fn outage_closes_huawei_requests_until_it_ends_and_controls_stay_up() {
+    let h = Harness::new();
+    let r = h
+        .send(control("POST", "/_mock/outage", r#"{"duration_ms":60000}"#))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["active"], true);
+    assert!(r.json["remaining_ms"].as_u64().unwrap() > 59_000);
+    let during = h.call("GET", "/v1/private-certificates", &[], None).await;
+    assert!(during.dropped, "{:?}", during.status);
+    let during = h.issue(&csr("outage.example", &[]), day(1)).await;
+    assert!(during.dropped);
+    assert_eq!(
+        h.mock.stats.snapshot().issued.total,
+        0,
+        "nothing is issued during an outage"
+    );
+    assert_eq!(h.send(control("GET", "/_mock/outage", "")).await.json["active"], true);
+    let r = h.send(control("DELETE", "/_mock/outage", "")).await;
+    assert_eq!(r.json, json!({"active": false, "remaining_ms": 0}));
+    let after = h.call("GET", "/v1/private-certificates", &[], None).await;
+    assert_eq!(after.status, StatusCode::OK);
+    let s = h.send(control("GET", "/_mock/stats", "")).await.json;
+    assert_eq!(s["operations"]["ListCertificate"]["injected"]["outage"], 1);
+    assert_eq!(s["operations"]["ListCertificate"]["answered"], 1);
+    assert_eq!(s["operations"]["CreateCertificateByCsr"]["by_status"]["dropped"], 1);
+    for bad in ["", "{}", r#"{"duration_ms":-1}"#, r#"{"duration_ms":1,"x":1}"#] {
+        let r = h.send(control("POST", "/_mock/outage", bad)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn outage_ends_by_itself() {
+    let h = Harness::new();
+    let r = h.send(control("POST", "/_mock/outage", r#"{"duration_ms":100}"#)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(
+        h.call("GET", "/v1/private-certificates", &[], None).await.status,
+        StatusCode::OK
+    );
 }

@@ -100,6 +100,67 @@ async fn faults_drop_after_issue_and_hang() {
 }
 
 #[tokio::test]
+async fn stats_separate_injected_faults_from_answers() {
+    let h = Harness::new();
+    let plan = FaultPlan {
+        rate_429: 1.0,
+        operations: Some(vec!["ShowCertificate".into()]),
+        ..Default::default()
+    };
+    h.mock.faults.set(plan).unwrap();
+    let id = issue_ok(&h, "counted.example").await;
+    assert_eq!(
+        h.call("GET", &format!("/v1/private-certificates/{id}"), &[], None)
+            .await
+            .status
+            .as_u16(),
+        429
+    );
+    h.mock
+        .faults
+        .set(FaultPlan {
+            rate_5xx: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(h.issue(&csr("x.example", &[]), day(1)).await.status.as_u16(), 500);
+    h.mock
+        .faults
+        .set(FaultPlan {
+            drop_after_issue_rate: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(h.issue(&csr("y.example", &[]), day(1)).await.dropped);
+    let s = h.mock.stats.snapshot();
+    let issue = &s.operations["CreateCertificateByCsr"];
+    assert_eq!((issue.total, issue.answered), (3, 1));
+    assert_eq!(issue.injected.server_error, 1);
+    assert_eq!(issue.injected.dropped_after_issue, 1);
+    let show = &s.operations["ShowCertificate"];
+    assert_eq!((show.total, show.answered, show.injected.too_many_requests), (1, 0, 1));
+    // Two certificates were really issued (the dropped one included): 2 answered-or-dropped
+    // issue calls per 2 certificates, the injected 5xx excluded.
+    assert_eq!(s.issued.total, 2);
+}
+
+#[tokio::test]
+async fn latency_jitter_delays_each_call_within_the_range() {
+    let h = Harness::new();
+    let plan = FaultPlan {
+        latency_ms: 50,
+        latency_jitter_ms: 100,
+        ..Default::default()
+    };
+    h.mock.faults.set(plan).unwrap();
+    for _ in 0..3 {
+        let t = Instant::now();
+        h.call("GET", "/v1/private-certificates/quotas", &[], None).await;
+        assert!(t.elapsed() >= Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
 async fn max_tps_throttles_with_apigw_0308() {
     let cfg = crate::MockConfig {
         max_tps: Some(3),
@@ -116,6 +177,14 @@ async fn max_tps_throttles_with_apigw_0308() {
         .collect();
     assert!(throttled.len() >= 2, "{}", throttled.len());
     assert_err(throttled[0], 429, "APIGW.0308");
+    let op = &h.mock.stats.snapshot().operations["ShowCertificateQuota"];
+    assert_eq!(
+        op.throttled as usize,
+        throttled.len(),
+        "the throttle's 429s are counted"
+    );
+    assert_eq!(op.by_status["429"] as usize, throttled.len());
+    assert_eq!(op.injected.too_many_requests, 0, "and are not injected faults");
 }
 
 #[tokio::test]
