@@ -5,6 +5,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+/// Upper bound of `hostile.count` (a chain of this many certificates is ~70 MB).
+pub const MAX_HOSTILE_COUNT: usize = 100_000;
+/// Upper bound of `hostile.bytes`.
+pub const MAX_HOSTILE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The fault plan, as read and written by `/_mock/faults`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -28,6 +33,84 @@ pub struct FaultPlan {
     pub hang_after_issue_ms: u64,
     /// If set, latency/429/5xx only apply to these SDK operation names.
     pub operations: Option<Vec<String>>,
+    /// Answers that are wrong on purpose (one mode at a time); `None` = honest answers.
+    pub hostile: Option<HostilePlan>,
+}
+
+/// A hostile-answer setting: which lie, told to which operations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostilePlan {
+    pub mode: HostileMode,
+    /// SDK operation names whose answers turn hostile; default: the mode's natural
+    /// targets ([`HostileMode::default_operations`]).
+    #[serde(default)]
+    pub operations: Option<Vec<String>>,
+    /// `huge_chain`: certificates in the chain (default 10,000).
+    #[serde(default)]
+    pub count: Option<usize>,
+    /// `huge_body`: body size (default 4 MiB); `huge_certificate_id`: id length (default
+    /// 100,000 characters).
+    #[serde(default)]
+    pub bytes: Option<usize>,
+}
+
+/// The hostile answers the mock can give. Certificate modes apply to the two exports;
+/// the JSON modes to any answer of the selected operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostileMode {
+    /// `certificate` is the same certificate re-signed by the real issuer for another key.
+    WrongKey,
+    /// `certificate_chain` holds look-alikes (same names, other keys): it does not link.
+    UnlinkedChain,
+    /// `certificate_chain` = [A, B], A issued by B and B issued by A.
+    ChainLoop,
+    /// `certificate_chain` = `count` same-named impostors of the issuing CA, then the real chain.
+    HugeChain,
+    /// Raw non-UTF-8 bytes inside a string field.
+    NonUtf8,
+    /// Every field (at every depth) is JSON `null`.
+    Nulls,
+    /// Every field has the wrong JSON type (strings ↔ numbers, objects → arrays, …).
+    WrongTypes,
+    /// The honest answer plus a `padding` field making the body `bytes` long.
+    HugeBody,
+    /// 302 to `/_mock/redirected/<path>` on the same host (counted when followed).
+    Redirect,
+    /// CreateCertificateByCsr issues, then answers a `bytes`-long `certificate_id`.
+    HugeCertificateId,
+}
+
+/// The two export operations (certificate and CA).
+const EXPORTS: [&str; 2] = ["ExportCertificate", "ExportCertificateAuthorityCertificate"];
+/// Exports and lists.
+const EXPORTS_AND_LISTS: [&str; 4] = [
+    "ExportCertificate",
+    "ExportCertificateAuthorityCertificate",
+    "ListCertificate",
+    "ListCertificateAuthority",
+];
+
+impl HostileMode {
+    /// The operations a plan without `operations` targets.
+    pub fn default_operations(self) -> &'static [&'static str] {
+        match self {
+            Self::WrongKey | Self::UnlinkedChain | Self::ChainLoop | Self::HugeChain => &EXPORTS,
+            Self::NonUtf8 | Self::Nulls | Self::WrongTypes | Self::HugeBody | Self::Redirect => &EXPORTS_AND_LISTS,
+            Self::HugeCertificateId => &["CreateCertificateByCsr"],
+        }
+    }
+}
+
+impl HostilePlan {
+    /// Does this plan make `operation`'s answer hostile?
+    pub fn targets(&self, operation: &str) -> bool {
+        match &self.operations {
+            Some(ops) => ops.iter().any(|o| o == operation),
+            None => self.mode.default_operations().contains(&operation),
+        }
+    }
 }
 
 impl FaultPlan {
@@ -39,6 +122,14 @@ impl FaultPlan {
         ] {
             if !(0.0..=1.0).contains(&r) || r.is_nan() {
                 return Err(format!("{name} must be within [0, 1]"));
+            }
+        }
+        if let Some(h) = &self.hostile {
+            if h.count.is_some_and(|n| n == 0 || n > MAX_HOSTILE_COUNT) {
+                return Err(format!("hostile.count must be within [1, {MAX_HOSTILE_COUNT}]"));
+            }
+            if h.bytes.is_some_and(|n| n == 0 || n > MAX_HOSTILE_BYTES) {
+                return Err(format!("hostile.bytes must be within [1, {MAX_HOSTILE_BYTES}]"));
             }
         }
         Ok(())
@@ -121,6 +212,11 @@ impl Faults {
         } else {
             g.drop_after_issue_rate > 0.0 && rand::random::<f64>() < g.drop_after_issue_rate
         }
+    }
+
+    /// The hostile-answer setting for `operation`, if any.
+    pub fn hostile_for(&self, operation: &str) -> Option<HostilePlan> {
+        self.lock().hostile.clone().filter(|h| h.targets(operation))
     }
 
     /// After a successful issuance: how long to hang before answering.
@@ -218,7 +314,7 @@ mod tests {
     #[test]
     fn plan_json_and_validation() {
         let p: FaultPlan = serde_json::from_str(
-            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null}"#,
+            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"hostile":null}"#,
         )
         .unwrap();
         assert_eq!(p, FaultPlan::default());

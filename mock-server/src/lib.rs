@@ -13,6 +13,7 @@ pub mod config;
 pub mod embedded;
 pub mod errors;
 pub mod faults;
+pub mod forge;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -34,11 +34,13 @@ pub struct InjectedStats {
     pub dropped_after_issue: u64,
     /// Closed without a response during an outage.
     pub outage: u64,
+    /// A hostile answer (`/_mock/faults` `hostile`) instead of the honest one.
+    pub hostile: u64,
 }
 
 impl InjectedStats {
     fn total(&self) -> u64 {
-        self.too_many_requests + self.server_error + self.dropped_after_issue + self.outage
+        self.too_many_requests + self.server_error + self.dropped_after_issue + self.outage + self.hostile
     }
 }
 
@@ -57,6 +59,8 @@ pub enum Origin {
     DroppedAfterIssue,
     /// `/_mock/outage`.
     Outage,
+    /// Fault plan: a hostile answer.
+    Hostile,
 }
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -70,6 +74,8 @@ pub struct IssuedStats {
 pub struct StatsSnapshot {
     pub operations: BTreeMap<String, OpStats>,
     pub issued: IssuedStats,
+    /// Requests that followed a hostile `redirect` to `/_mock/redirected/…`.
+    pub redirects_followed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +112,7 @@ impl Stats {
             Origin::Injected5xx => op.injected.server_error += 1,
             Origin::DroppedAfterIssue => op.injected.dropped_after_issue += 1,
             Origin::Outage => op.injected.outage += 1,
+            Origin::Hostile => op.injected.hostile += 1,
         }
         op.answered = op.total - op.injected.total();
         match op.by_status.get_mut(status) {
@@ -121,6 +128,11 @@ impl Stats {
         let mut g = self.lock();
         g.issued.total += 1;
         *g.issued.by_public_key.entry(spki_sha256.to_owned()).or_default() += 1;
+    }
+
+    /// Count a client that followed a hostile redirect.
+    pub fn record_redirect_followed(&self) {
+        self.lock().redirects_followed += 1;
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -175,7 +187,7 @@ mod tests {
         let v = serde_json::to_value(op).unwrap();
         assert_eq!(
             v["injected"],
-            serde_json::json!({"429": 1, "5xx": 1, "dropped_after_issue": 1, "outage": 1})
+            serde_json::json!({"429": 1, "5xx": 1, "dropped_after_issue": 1, "outage": 1, "hostile": 0})
         );
     }
 }

@@ -203,6 +203,14 @@ impl Harness {
         }
     }
 
+    /// Status, raw body and headers (for answers that are not JSON).
+    pub async fn send_raw(&self, req: Request<Body>) -> (StatusCode, Vec<u8>, HeaderMap) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, bytes.to_vec(), headers)
+    }
+
     pub async fn call(&self, method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Resp {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
         self.send(signed(AK, SK, Some(DOMAIN), method, path, query, &body).into_request())

@@ -58,6 +58,15 @@ pub(super) async fn reset_stats(State(m): State<Arc<Mock>>) -> Response {
     m.stats.reset();
     StatusCode::NO_CONTENT.into_response()
 }
+/// Where a hostile `redirect` points: count the client that followed it, and refuse.
+pub(super) async fn redirected(State(m): State<Arc<Mock>>) -> Response {
+    m.stats.record_redirect_followed();
+    mock_error(
+        StatusCode::CONFLICT,
+        "ccm-mock-pca: this client followed a hostile redirect (it should not follow redirects)",
+    )
+}
+
 /// `POST /_mock/outage` body.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

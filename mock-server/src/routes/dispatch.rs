@@ -10,16 +10,21 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{DropConnection, MAX_BODY, Op, cas, certificates, iam, lists};
+use super::{DropConnection, MAX_BODY, Op, cas, certificates, hostile, iam, lists};
 use crate::Mock;
 use crate::auth::{AuthContext, RequestView};
 use crate::errors::{self, ApiError, new_request_id};
 use crate::faults::Injected;
+use crate::server::Scheme;
 use crate::stats::Origin;
 
 /// A handler's successful answer.
 pub(super) enum Reply {
     Json(Value),
+    /// A 200 body that is not (valid) JSON text: hostile answers only.
+    Bytes(Vec<u8>),
+    /// 302 to this URL: hostile answers only.
+    Redirect(String),
     NoContent,
     Dropped,
 }
@@ -47,13 +52,31 @@ pub(super) async fn huawei(State(m): State<Arc<Mock>>, req: Request) -> Response
         tracing::info!(op = op_name, request_id, "outage: closing the connection");
         return dropped(&m, op_name, Origin::Outage);
     }
-    let result = match op {
+    let (base, path) = (own_base(&req), req.uri().path().to_owned());
+    let result = match op.clone() {
         Some(op) => dispatch(&m, op, req).await,
         None => Err(ApiError::api_not_found().into()),
     };
+    let hostile = op.as_ref().and_then(|o| m.faults.hostile_for(o.name()).map(|h| (o, h)));
+    let (result, origin) = match (result, hostile) {
+        (Ok(Reply::Json(v)), Some((op, plan))) => {
+            tracing::info!(op = op_name, request_id, mode = ?plan.mode, "fault: hostile answer");
+            let hostile = hostile::apply(&m, &plan, op, v, &base, &path).await;
+            (hostile.map_err(Refusal::from), Origin::Hostile)
+        }
+        (result, _) => (result, Origin::Service),
+    };
     let (mut resp, origin) = match result {
-        Ok(Reply::Json(v)) => ((StatusCode::OK, axum::Json(v)).into_response(), Origin::Service),
-        Ok(Reply::NoContent) => (StatusCode::NO_CONTENT.into_response(), Origin::Service),
+        Ok(Reply::Json(v)) => ((StatusCode::OK, axum::Json(v)).into_response(), origin),
+        Ok(Reply::Bytes(b)) => (
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], b).into_response(),
+            origin,
+        ),
+        Ok(Reply::Redirect(to)) => (
+            (StatusCode::FOUND, [(axum::http::header::LOCATION, to)]).into_response(),
+            origin,
+        ),
+        Ok(Reply::NoContent) => (StatusCode::NO_CONTENT.into_response(), origin),
         Ok(Reply::Dropped) => {
             tracing::info!(op = op_name, request_id, "fault: dropping connection after issuance");
             return dropped(&m, op_name, Origin::DroppedAfterIssue);
@@ -72,6 +95,17 @@ pub(super) async fn huawei(State(m): State<Arc<Mock>>, req: Request) -> Response
     }
     m.stats.record_from(op_name, resp.status().as_str(), origin);
     resp
+}
+
+/// `scheme://host` of the request, as the client addressed the mock.
+fn own_base(req: &Request) -> String {
+    let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("{scheme}://{host}")
 }
 
 /// Close the connection without an answer (the server sees the extension).

@@ -20,6 +20,7 @@ pub mod cas;
 pub mod certificates;
 pub mod controls;
 pub mod dispatch;
+pub mod hostile;
 pub mod iam;
 pub mod lists;
 pub mod op;
@@ -54,6 +55,10 @@ pub fn app(mock: Arc<Mock>) -> Router {
         )
         .route("/_mock/stats", get(controls::get_stats))
         .route("/_mock/stats/reset", post(controls::reset_stats))
+        .route(
+            &format!("{}/{{*rest}}", hostile::REDIRECT_PREFIX),
+            axum::routing::any(controls::redirected),
+        )
         .route_layer(axum::middleware::from_fn(controls::loopback_only));
     controls.fallback(dispatch::huawei).with_state(mock)
 }
