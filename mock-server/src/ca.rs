@@ -327,6 +327,18 @@ pub struct Dn {
 }
 
 impl Dn {
+    /// The six PCA fields of an X.509 name (first value of each).
+    pub fn from_x509_name(name: &X509Name<'_>) -> Self {
+        Self {
+            common_name: first_attr(name.iter_common_name()),
+            country: first_attr(name.iter_country()),
+            state: first_attr(name.iter_state_or_province()),
+            locality: first_attr(name.iter_locality()),
+            organization: first_attr(name.iter_organization()),
+            organizational_unit: first_attr(name.iter_organizational_unit()),
+        }
+    }
+
     pub fn cn(&self) -> &str {
         self.common_name.as_deref().unwrap_or("")
     }
@@ -399,7 +411,7 @@ pub struct ParsedCsr {
     pub signature_algorithm: String,
 }
 
-fn x509_name_to_rcgen(name: &X509Name<'_>) -> Result<DistinguishedName, String> {
+pub(crate) fn x509_name_to_rcgen(name: &X509Name<'_>) -> Result<DistinguishedName, String> {
     use x509_parser::der_parser::asn1_rs::Tag;
     let mut dn = DistinguishedName::new();
     for rdn in name.iter() {
@@ -464,14 +476,7 @@ pub fn parse_csr(pem_str: &str) -> Result<ParsedCsr, CsrError> {
     csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
 
     let subject = x509_name_to_rcgen(&info.subject).map_err(CsrError::BadDn)?;
-    let dn = Dn {
-        common_name: first_attr(info.subject.iter_common_name()),
-        country: first_attr(info.subject.iter_country()),
-        state: first_attr(info.subject.iter_state_or_province()),
-        locality: first_attr(info.subject.iter_locality()),
-        organization: first_attr(info.subject.iter_organization()),
-        organizational_unit: first_attr(info.subject.iter_organizational_unit()),
-    };
+    let dn = Dn::from_x509_name(&info.subject);
     // [unconfirmed] PCA's certificate model and name filter revolve around the CN and
     // CreateCertificate requires a 1..64 character common_name; we require the same of a
     // CSR. Strict is the safe side: a client that passes here also passes if the real
@@ -615,7 +620,7 @@ fn modulus_bits(m: &[u8]) -> usize {
     (m.len() - 1) * 8 + (8 - m[0].leading_zeros() as usize)
 }
 
-fn convert_san(name: &GeneralName<'_>) -> Result<SanType, CsrError> {
+pub(crate) fn convert_san(name: &GeneralName<'_>) -> Result<SanType, CsrError> {
     let ia5 = |s: &str| rcgen::string::Ia5String::try_from(s).map_err(|e| CsrError::BadSan(e.to_string()));
     Ok(match name {
         GeneralName::DNSName(s) => SanType::DnsName(ia5(s)?),
@@ -658,7 +663,7 @@ pub fn random_serial() -> Vec<u8> {
     s
 }
 
-fn build_params(
+pub(crate) fn build_params(
     subject: DistinguishedName,
     subject_key_id: Vec<u8>,
     serial: &[u8],
@@ -675,7 +680,7 @@ fn build_params(
     p
 }
 
-fn sign_params(
+pub(crate) fn sign_params(
     params: &CertificateParams,
     subject_spki_der: &[u8],
     issuer: &IssuerMaterial<'_>,

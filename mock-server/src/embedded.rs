@@ -119,6 +119,18 @@ impl Embedded {
         self.mock.stats.snapshot()
     }
 
+    /// Starts an outage of `duration`, as `POST /_mock/outage` does: the listener stays up
+    /// but every Huawei-API request closes its connection without an answer. (For
+    /// refused connections instead, use [`Embedded::pause`] / [`Embedded::resume`].)
+    pub fn start_outage(&self, duration: std::time::Duration) {
+        self.mock.outage.start(duration);
+    }
+
+    /// Ends an outage started with [`Embedded::start_outage`].
+    pub fn end_outage(&self) {
+        self.mock.outage.end();
+    }
+
     /// Replaces the fault plan, as `POST /_mock/faults` does.
     pub fn set_faults(&self, plan: FaultPlan) -> Result<(), String> {
         self.mock.faults.set(plan)

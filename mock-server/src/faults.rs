@@ -1,9 +1,14 @@
 //! Fault injection (`/_mock/faults`) and the `--max-tps` gateway throttle.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+/// Upper bound of `hostile.count` (a chain of this many certificates is ~70 MB).
+pub const MAX_HOSTILE_COUNT: usize = 100_000;
+/// Upper bound of `hostile.bytes`.
+pub const MAX_HOSTILE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The fault plan, as read and written by `/_mock/faults`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -11,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub struct FaultPlan {
     /// Added delay before every (selected) operation is handled.
     pub latency_ms: u64,
+    /// Extra random delay: each (selected) call waits `latency_ms` plus a uniformly drawn
+    /// 0..=`latency_jitter_ms` (e.g. 1000 + 2000 for "1–3 s latency").
+    pub latency_jitter_ms: u64,
     /// Probability (0..=1) of answering a (selected) operation with 429 APIGW.0308.
     pub rate_429: f64,
     /// Probability (0..=1) of answering a (selected) operation with 500.
@@ -18,17 +26,110 @@ pub struct FaultPlan {
     /// For the next N successful issue-from-CSR calls: issue, then close the connection
     /// without a response. Counts down.
     pub drop_after_issue: u64,
+    /// Probability (0..=1) that a successful issue-from-CSR call issues, then closes the
+    /// connection without a response (besides the `drop_after_issue` countdown).
+    pub drop_after_issue_rate: f64,
     /// Issue-from-CSR: issue, then wait this long before answering.
     pub hang_after_issue_ms: u64,
     /// If set, latency/429/5xx only apply to these SDK operation names.
     pub operations: Option<Vec<String>>,
+    /// Answers that are wrong on purpose (one mode at a time); `None` = honest answers.
+    pub hostile: Option<HostilePlan>,
+}
+
+/// A hostile-answer setting: which lie, told to which operations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostilePlan {
+    pub mode: HostileMode,
+    /// SDK operation names whose answers turn hostile; default: the mode's natural
+    /// targets ([`HostileMode::default_operations`]).
+    #[serde(default)]
+    pub operations: Option<Vec<String>>,
+    /// `huge_chain`: certificates in the chain (default 10,000).
+    #[serde(default)]
+    pub count: Option<usize>,
+    /// `huge_body`: body size (default 4 MiB); `huge_certificate_id`: id length (default
+    /// 100,000 characters).
+    #[serde(default)]
+    pub bytes: Option<usize>,
+}
+
+/// The hostile answers the mock can give. Certificate modes apply to the two exports;
+/// the JSON modes to any answer of the selected operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostileMode {
+    /// `certificate` is the same certificate re-signed by the real issuer for another key.
+    WrongKey,
+    /// `certificate_chain` holds look-alikes (same names, other keys): it does not link.
+    UnlinkedChain,
+    /// `certificate_chain` = [A, B], A issued by B and B issued by A.
+    ChainLoop,
+    /// `certificate_chain` = `count` same-named impostors of the issuing CA, then the real chain.
+    HugeChain,
+    /// Raw non-UTF-8 bytes inside a string field.
+    NonUtf8,
+    /// Every field (at every depth) is JSON `null`.
+    Nulls,
+    /// Every field has the wrong JSON type (strings ↔ numbers, objects → arrays, …).
+    WrongTypes,
+    /// The honest answer plus a `padding` field making the body `bytes` long.
+    HugeBody,
+    /// 302 to `/_mock/redirected/<path>` on the same host (counted when followed).
+    Redirect,
+    /// CreateCertificateByCsr issues, then answers a `bytes`-long `certificate_id`.
+    HugeCertificateId,
+}
+
+/// The two export operations (certificate and CA).
+const EXPORTS: [&str; 2] = ["ExportCertificate", "ExportCertificateAuthorityCertificate"];
+/// Exports and lists.
+const EXPORTS_AND_LISTS: [&str; 4] = [
+    "ExportCertificate",
+    "ExportCertificateAuthorityCertificate",
+    "ListCertificate",
+    "ListCertificateAuthority",
+];
+
+impl HostileMode {
+    /// The operations a plan without `operations` targets.
+    pub fn default_operations(self) -> &'static [&'static str] {
+        match self {
+            Self::WrongKey | Self::UnlinkedChain | Self::ChainLoop | Self::HugeChain => &EXPORTS,
+            Self::NonUtf8 | Self::Nulls | Self::WrongTypes | Self::HugeBody | Self::Redirect => &EXPORTS_AND_LISTS,
+            Self::HugeCertificateId => &["CreateCertificateByCsr"],
+        }
+    }
+}
+
+impl HostilePlan {
+    /// Does this plan make `operation`'s answer hostile?
+    pub fn targets(&self, operation: &str) -> bool {
+        match &self.operations {
+            Some(ops) => ops.iter().any(|o| o == operation),
+            None => self.mode.default_operations().contains(&operation),
+        }
+    }
 }
 
 impl FaultPlan {
     pub fn validate(&self) -> Result<(), String> {
-        for (name, r) in [("rate_429", self.rate_429), ("rate_5xx", self.rate_5xx)] {
+        for (name, r) in [
+            ("rate_429", self.rate_429),
+            ("rate_5xx", self.rate_5xx),
+            ("drop_after_issue_rate", self.drop_after_issue_rate),
+        ] {
             if !(0.0..=1.0).contains(&r) || r.is_nan() {
                 return Err(format!("{name} must be within [0, 1]"));
+            }
+        }
+        if let Some(h) = &self.hostile {
+            if h.count.is_some_and(|n| n == 0 || n > MAX_HOSTILE_COUNT) {
+                return Err(format!("hostile.count must be within [1, {MAX_HOSTILE_COUNT}]"));
+            }
+            if h.bytes.is_some_and(|n| n == 0 || n > MAX_HOSTILE_BYTES) {
+                return Err(format!("hostile.bytes must be within [1, {MAX_HOSTILE_BYTES}]"));
             }
         }
         Ok(())
@@ -83,7 +184,12 @@ impl Faults {
         if !g.selects(operation) {
             return (None, Injected::None);
         }
-        let latency = (g.latency_ms > 0).then(|| Duration::from_millis(g.latency_ms));
+        let jitter = match g.latency_jitter_ms {
+            0 => 0,
+            j => rand::random_range(0..=j),
+        };
+        let ms = g.latency_ms.saturating_add(jitter);
+        let latency = (ms > 0).then(|| Duration::from_millis(ms));
         let (r429, r5xx) = (g.rate_429, g.rate_5xx);
         drop(g);
         let injected = if r429 > 0.0 && rand::random::<f64>() < r429 {
@@ -96,21 +202,70 @@ impl Faults {
         (latency, injected)
     }
 
-    /// After a successful issuance: should the connection be dropped? Consumes one.
+    /// After a successful issuance: should the connection be dropped? Consumes one of the
+    /// `drop_after_issue` countdown, else draws against `drop_after_issue_rate`.
     pub fn take_drop(&self) -> bool {
         let mut g = self.lock();
         if g.drop_after_issue > 0 {
             g.drop_after_issue -= 1;
             true
         } else {
-            false
+            g.drop_after_issue_rate > 0.0 && rand::random::<f64>() < g.drop_after_issue_rate
         }
+    }
+
+    /// The hostile-answer setting for `operation`, if any.
+    pub fn hostile_for(&self, operation: &str) -> Option<HostilePlan> {
+        self.lock().hostile.clone().filter(|h| h.targets(operation))
     }
 
     /// After a successful issuance: how long to hang before answering.
     pub fn hang(&self) -> Option<Duration> {
         let ms = self.lock().hang_after_issue_ms;
         (ms > 0).then(|| Duration::from_millis(ms))
+    }
+}
+
+/// A simulated outage (`/_mock/outage`): until it ends, every Huawei-API request is
+/// answered by closing the connection without a response.
+#[derive(Debug, Default)]
+pub struct Outage {
+    until: Mutex<Option<Instant>>,
+}
+
+impl Outage {
+    fn lock(&self) -> MutexGuard<'_, Option<Instant>> {
+        match self.until.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Start (or extend/shorten) an outage lasting `duration` from now.
+    pub fn start(&self, duration: Duration) {
+        *self.lock() = Instant::now().checked_add(duration);
+    }
+
+    /// End the outage now.
+    pub fn end(&self) {
+        *self.lock() = None;
+    }
+
+    /// Time left, `None` when there is no outage.
+    pub fn remaining(&self) -> Option<Duration> {
+        let mut g = self.lock();
+        match *g {
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    *g = None;
+                    None
+                } else {
+                    Some(left)
+                }
+            }
+            None => None,
+        }
     }
 }
 
@@ -159,13 +314,61 @@ mod tests {
     #[test]
     fn plan_json_and_validation() {
         let p: FaultPlan = serde_json::from_str(
-            r#"{"latency_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"hang_after_issue_ms":0,"operations":null}"#,
+            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"hostile":null}"#,
         )
         .unwrap();
         assert_eq!(p, FaultPlan::default());
         let p: FaultPlan = serde_json::from_str(r#"{"rate_429":1.5}"#).unwrap();
         assert!(p.validate().is_err());
         assert!(serde_json::from_str::<FaultPlan>(r#"{"bogus":1}"#).is_err());
+        let p: FaultPlan = serde_json::from_str(r#"{"drop_after_issue_rate":-0.1}"#).unwrap();
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn latency_jitter_stays_in_range_and_varies() {
+        let f = Faults::default();
+        f.set(FaultPlan {
+            latency_ms: 1000,
+            latency_jitter_ms: 2000,
+            ..Default::default()
+        })
+        .unwrap();
+        let draws: Vec<Duration> = (0..200).map(|_| f.before("ListCertificate").0.unwrap()).collect();
+        assert!(draws.iter().all(|d| (1000..=3000).contains(&d.as_millis())));
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 50, "jitter draws {} distinct values", distinct.len());
+    }
+
+    #[test]
+    fn drop_after_issue_rate_drops_about_that_share() {
+        let f = Faults::default();
+        f.set(FaultPlan {
+            drop_after_issue_rate: 0.05,
+            ..Default::default()
+        })
+        .unwrap();
+        let dropped = (0..4000).filter(|_| f.take_drop()).count();
+        // 5% of 4000 = 200; 8 standard deviations (≈ 110) either side never fail by chance.
+        assert!((90..=310).contains(&dropped), "{dropped}");
+        f.set(FaultPlan {
+            drop_after_issue_rate: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(f.take_drop() && f.take_drop());
+    }
+
+    #[test]
+    fn outage_ends_by_itself_or_on_request() {
+        let o = Outage::default();
+        assert_eq!(o.remaining(), None);
+        o.start(Duration::from_secs(60));
+        assert!(o.remaining().is_some_and(|d| d > Duration::from_secs(59)));
+        o.end();
+        assert_eq!(o.remaining(), None);
+        o.start(Duration::ZERO);
+        assert_eq!(o.remaining(), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod config;
 pub mod embedded;
 pub mod errors;
 pub mod faults;
+pub mod forge;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -57,6 +58,8 @@ pub struct Mock {
     pub verifier: auth::Verifier,
     pub store: Arc<Store>,
     pub faults: faults::Faults,
+    /// A simulated outage (`/_mock/outage`).
+    pub outage: faults::Outage,
     pub stats: stats::Stats,
     pub throttle: Option<faults::Throttle>,
     pub config: MockConfig,
@@ -68,6 +71,7 @@ impl Mock {
             verifier: auth::Verifier::new(config.credentials.clone()),
             store: Arc::new(store),
             faults: faults::Faults::default(),
+            outage: faults::Outage::default(),
             stats: stats::Stats::default(),
             throttle: config.max_tps.map(faults::Throttle::new),
             config,
@@ -86,7 +90,7 @@ impl Mock {
     /// Create an ACTIVED root and an ACTIVED subordinate CA whose id is `sub_id` (no-op
     /// if `sub_id` already exists). Blocking (key generation): call at start-up.
     pub fn seed_ca(&self, sub_id: &str, alg: KeyAlgorithm, path_length: u32) -> anyhow::Result<()> {
-        if !is_ca_id(sub_id) {
+        if !routes::params::is_uuid(sub_id) {
             anyhow::bail!(
                 "--ca {sub_id:?} is not a lowercase UUID ([0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}})"
             );
@@ -194,15 +198,6 @@ impl Mock {
         );
         Ok(())
     }
-}
-
-fn is_ca_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-        })
 }
 
 fn mock_dn(cn: &str) -> Dn {

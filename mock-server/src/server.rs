@@ -21,6 +21,10 @@ use crate::routes::DropConnection;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// Request extension: the scheme the request came in on (`http` or `https`).
+#[derive(Debug, Clone, Copy)]
+pub struct Scheme(pub &'static str);
+
 /// Returned by the per-connection service to make hyper abort the connection.
 #[derive(Debug)]
 struct Dropped;
@@ -42,6 +46,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let scheme = Scheme(if acceptor.is_some() { "https" } else { "http" });
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -62,6 +67,7 @@ pub async fn serve(
         let router = router.clone();
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(PeerAddr(peer));
+            req.extensions_mut().insert(scheme);
             let router = router.clone();
             async move {
                 let resp = match router.oneshot(req.map(Body::new)).await {

@@ -5,10 +5,62 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 
+/// Counters of one operation.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct OpStats {
+    /// Every request, whatever answered it.
     pub total: u64,
+    /// By HTTP status, or `dropped` for a connection closed without a response.
     pub by_status: BTreeMap<String, u64>,
+    /// Answers the mock made up (fault plan, outage) rather than the modelled service.
+    pub injected: InjectedStats,
+    /// 429 `APIGW.0308` from the `--max-tps` gateway throttle (not injected faults).
+    pub throttled: u64,
+    /// `total` minus every injected fault: the calls the service really handled
+    /// (throttled ones included, as the real gateway answers them).
+    pub answered: u64,
+}
+
+/// Injected faults of one operation.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct InjectedStats {
+    /// 429 `APIGW.0308` from `rate_429`.
+    #[serde(rename = "429")]
+    pub too_many_requests: u64,
+    /// 500 from `rate_5xx`.
+    #[serde(rename = "5xx")]
+    pub server_error: u64,
+    /// Issued, then the connection was closed (`drop_after_issue`, `drop_after_issue_rate`).
+    pub dropped_after_issue: u64,
+    /// Closed without a response during an outage.
+    pub outage: u64,
+    /// A hostile answer (`/_mock/faults` `hostile`) instead of the honest one.
+    pub hostile: u64,
+}
+
+impl InjectedStats {
+    fn total(&self) -> u64 {
+        self.too_many_requests + self.server_error + self.dropped_after_issue + self.outage + self.hostile
+    }
+}
+
+/// Who produced an answer, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The modelled service (success or a real refusal).
+    Service,
+    /// The `--max-tps` gateway throttle.
+    Throttle,
+    /// Fault plan: injected 429.
+    Injected429,
+    /// Fault plan: injected 500.
+    Injected5xx,
+    /// Fault plan: issued, then the connection was dropped.
+    DroppedAfterIssue,
+    /// `/_mock/outage`.
+    Outage,
+    /// Fault plan: a hostile answer.
+    Hostile,
 }
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -22,6 +74,8 @@ pub struct IssuedStats {
 pub struct StatsSnapshot {
     pub operations: BTreeMap<String, OpStats>,
     pub issued: IssuedStats,
+    /// Requests that followed a hostile `redirect` to `/_mock/redirected/…`.
+    pub redirects_followed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -37,15 +91,30 @@ impl Stats {
         }
     }
 
-    /// Count one finished request. `status` is an HTTP status code, or a word such as
-    /// `dropped` for a connection closed without a response.
+    /// Count one finished request answered by the service. `status` is an HTTP status
+    /// code, or a word such as `dropped` for a connection closed without a response.
     pub fn record(&self, operation: &str, status: &str) {
+        self.record_from(operation, status, Origin::Service);
+    }
+
+    /// Count one finished request, saying who answered it.
+    pub fn record_from(&self, operation: &str, status: &str, origin: Origin) {
         let mut g = self.lock();
         let op = match g.operations.get_mut(operation) {
             Some(op) => op,
             None => g.operations.entry(operation.to_owned()).or_default(),
         };
         op.total += 1;
+        match origin {
+            Origin::Service => {}
+            Origin::Throttle => op.throttled += 1,
+            Origin::Injected429 => op.injected.too_many_requests += 1,
+            Origin::Injected5xx => op.injected.server_error += 1,
+            Origin::DroppedAfterIssue => op.injected.dropped_after_issue += 1,
+            Origin::Outage => op.injected.outage += 1,
+            Origin::Hostile => op.injected.hostile += 1,
+        }
+        op.answered = op.total - op.injected.total();
         match op.by_status.get_mut(status) {
             Some(n) => *n += 1,
             None => {
@@ -59,6 +128,11 @@ impl Stats {
         let mut g = self.lock();
         g.issued.total += 1;
         *g.issued.by_public_key.entry(spki_sha256.to_owned()).or_default() += 1;
+    }
+
+    /// Count a client that followed a hostile redirect.
+    pub fn record_redirect_followed(&self) {
+        self.lock().redirects_followed += 1;
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -94,5 +168,26 @@ mod tests {
         assert_eq!(v["issued"]["by_public_key"]["aa"], 2);
         s.reset();
         assert_eq!(s.snapshot(), StatsSnapshot::default());
+    }
+
+    #[test]
+    fn injected_faults_are_counted_apart_from_answers() {
+        let s = Stats::default();
+        s.record("CreateCertificateByCsr", "200");
+        s.record_from("CreateCertificateByCsr", "429", Origin::Injected429);
+        s.record_from("CreateCertificateByCsr", "429", Origin::Throttle);
+        s.record_from("CreateCertificateByCsr", "500", Origin::Injected5xx);
+        s.record_from("CreateCertificateByCsr", "dropped", Origin::DroppedAfterIssue);
+        s.record_from("CreateCertificateByCsr", "dropped", Origin::Outage);
+        let op = &s.snapshot().operations["CreateCertificateByCsr"];
+        assert_eq!(op.total, 6);
+        assert_eq!(op.by_status["429"], 2);
+        assert_eq!(op.throttled, 1);
+        assert_eq!(op.answered, 2, "the 200 and the throttle's 429");
+        let v = serde_json::to_value(op).unwrap();
+        assert_eq!(
+            v["injected"],
+            serde_json::json!({"429": 1, "5xx": 1, "dropped_after_issue": 1, "outage": 1, "hostile": 0})
+        );
     }
 }

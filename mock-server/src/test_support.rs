@@ -203,6 +203,14 @@ impl Harness {
         }
     }
 
+    /// Status, raw body and headers (for answers that are not JSON).
+    pub async fn send_raw(&self, req: Request<Body>) -> (StatusCode, Vec<u8>, HeaderMap) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, bytes.to_vec(), headers)
+    }
+
     pub async fn call(&self, method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Resp {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
         self.send(signed(AK, SK, Some(DOMAIN), method, path, query, &body).into_request())
@@ -250,4 +258,132 @@ pub fn parse_http1(buf: &[u8]) -> Option<(u16, Value)> {
         serde_json::from_str(body).unwrap_or(Value::String(body.into()))
     };
     Some((status, json))
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers shared by the route tests.
+
+pub use crate::ca::test_support::{csr, csr_with, ec_key};
+
+/// A `validity` of `n` days.
+pub fn day(n: i64) -> Value {
+    serde_json::json!({"type": "DAY", "value": n})
+}
+
+/// An OpenSSL-made CSR from `testdata/`.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/testdata/{name}.csr", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The answer is an error of the API's shape with this status and code.
+pub fn assert_err(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.json);
+    assert_eq!(r.json["error_code"], code, "{}", r.json);
+    assert!(r.json["error_msg"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(r.headers.get("x-request-id").is_some());
+}
+
+/// DER of every block of a PEM bundle.
+pub fn pem_ders(pem: &str) -> Vec<Vec<u8>> {
+    pem::parse_many(pem)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.into_contents())
+        .collect()
+}
+
+/// Issue a 30-day leaf for `cn` (also its DNS SAN) from the seeded CA; its id.
+pub async fn issue_ok(h: &Harness, cn: &str) -> String {
+    let r = h.issue(&csr(cn, &[cn]), day(30)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    r.json["certificate_id"].as_str().unwrap().to_owned()
+}
+
+/// A CreateCertificateAuthority body (EC256, a valid DN) with `extra` fields merged in.
+pub fn ca_body(ty: &str, extra: Value) -> Value {
+    let mut b = serde_json::json!({
+        "type": ty,
+        "key_algorithm": "EC256",
+        "distinguished_name": {"common_name": format!("{ty} test"), "country": "CN", "state": "GD", "locality": "SZ", "organization": "org", "organizational_unit": "ou"},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        b[k] = v.clone();
+    }
+    b
+}
+
+/// An unauthenticated request to a `/_mock/` path.
+pub fn control(method: &str, path: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+impl Harness {
+    /// Export a certificate in JSON mode (`{"is_compressed": "false", "type": "OTHER"}`).
+    pub async fn export_cert(&self, id: &str) -> Resp {
+        self.call(
+            "POST",
+            &format!("/v1/private-certificates/{id}/export"),
+            &[],
+            Some(serde_json::json!({"is_compressed": "false", "type": "OTHER"})),
+        )
+        .await
+    }
+
+    /// Export a CA's certificate and chain.
+    pub async fn export_ca(&self, id: &str) -> Resp {
+        self.call(
+            "POST",
+            &format!("/v1/private-certificate-authorities/{id}/export"),
+            &[],
+            None,
+        )
+        .await
+    }
+
+    /// ShowCertificate's document.
+    pub async fn show_cert(&self, id: &str) -> Value {
+        self.call("GET", &format!("/v1/private-certificates/{id}"), &[], None)
+            .await
+            .json
+    }
+
+    /// ShowCertificateAuthority's document.
+    pub async fn show_ca(&self, id: &str) -> Value {
+        self.call("GET", &format!("/v1/private-certificate-authorities/{id}"), &[], None)
+            .await
+            .json
+    }
+
+    /// CreateCertificateAuthority with this body.
+    pub async fn create_ca(&self, body: Value) -> Resp {
+        self.call("POST", "/v1/private-certificate-authorities", &[], Some(body))
+            .await
+    }
+
+    /// CreateCertificateByCsr with this body.
+    pub async fn issue_body(&self, body: Value) -> Resp {
+        self.call("POST", "/v1/private-certificates/csr", &[], Some(body)).await
+    }
+
+    /// Serve this harness's router on 127.0.0.1:0; stopped by the returned sender.
+    pub async fn listen(
+        &self,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(listener, self.router.clone(), None, async {
+            let _ = rx.await;
+        }));
+        (addr, tx, server)
+    }
 }
