@@ -10,7 +10,11 @@ use anyhow::{Context as _, Result, bail, ensure};
 use base64::Engine as _;
 use ccm_e2e::Signal;
 use ccm_issuer::{
-    controller::issuance::intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION},
+    cert_manager::CertificateRequest,
+    controller::{
+        issuance::intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION},
+        tracked::{Tracked, Write},
+    },
     crd::CCMClusterIssuer,
     pki::{CERT_PEM_TAG, pem::parse_blocks},
 };
@@ -37,6 +41,7 @@ fn main() -> std::process::ExitCode {
             ("wrong_credentials_then_fixed_without_restart", wrong_credentials),
             ("pca_outage_keeps_requests_pending", pca_outage),
             ("crash_after_issue_before_status_yields_one_certificate", crash_safety),
+            ("stale_writes_are_refused_by_the_apiserver", stale_writes_refused),
             ("health_metrics_and_graceful_shutdown", health_and_shutdown),
             ("secret_key_never_in_controller_logs", no_secret_in_logs),
         ],
@@ -547,6 +552,51 @@ fn crash_safety(stack: &Stack) -> Result<()> {
 }
 
 // --- Process behaviour -----------------------------------------------------------------------
+
+// --- Conditional writes on the real apiserver --------------------------------------------------
+
+/// The controller's writes (status apply, annotation patch) carry the resourceVersion and UID
+/// of the view they were decided on; the real apiserver must refuse them when either is stale.
+fn stale_writes_refused(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "stale-writes";
+        stack.cp.create_namespace(ns).await?;
+        let client = stack.client().await?;
+        let api: Api<CertificateRequest> = Api::namespaced(client.clone(), ns);
+        // A request for another issuer, so the running controller leaves it alone.
+        let yaml = "apiVersion: cert-manager.io/v1\nkind: CertificateRequest\nmetadata: {name: probe}\nspec: {request: LS0tLQ==, issuerRef: {group: example.com, kind: Other, name: x}}\n";
+        stack.apply_in(ns, yaml).await?;
+        let seen = api.get("probe").await?;
+        let mut tracked = Tracked::new(&client, &seen).context("tracked")?;
+        // Someone else writes after our read.
+        let mut other = Tracked::new(&client, &seen).context("tracked")?;
+        ensure!(other.annotate(&[("example.com/other", Some("1".into()))]).await? == Write::Written);
+        let pending = serde_json::json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Pending", "message": "stale"}]});
+        ensure!(tracked.apply_status(pending.clone()).await? == Write::Conflict, "a status apply on an old resourceVersion is refused");
+        ensure!(tracked.annotate(&[("example.com/mine", Some("1".into()))]).await? == Write::Conflict, "an annotation patch on an old resourceVersion is refused");
+        ensure!(tracked.refresh().await? == Write::Written);
+        ensure!(tracked.apply_status(pending.clone()).await? == Write::Written, "the same write on the current version lands");
+        ensure!(tracked.annotate(&[("example.com/mine", Some("1".into()))]).await? == Write::Written);
+        // Deleted and re-created under the same name: the old view's UID no longer matches.
+        api.delete("probe", &DeleteParams::default()).await?;
+        stack.apply_in(ns, yaml).await?;
+        let replaced = api.get("probe").await?;
+        ensure!(tracked.apply_status(pending).await? != Write::Written, "no write to the replacement");
+        ensure!(tracked.annotate(&[("example.com/mine", Some("2".into()))]).await? != Write::Written);
+        // An annotation patch is refused on the UID alone (the replacement's current version with
+        // the old UID). A status apply is not (the apiserver ignores metadata.uid in an apply
+        // body); it is the resourceVersion, unique across objects, that keeps it off replacements.
+        let mut forged = replaced.clone();
+        forged.metadata.uid = seen.uid();
+        let mut by_uid = Tracked::new(&client, &forged).context("tracked")?;
+        let patch = by_uid.annotate(&[("example.com/mine", Some("3".into()))]).await?;
+        ensure!(patch != Write::Written, "annotation patch with the old UID: {patch:?}");
+        let after = api.get("probe").await?;
+        ensure!(after.condition("Ready").is_none() && after.annotations().get("example.com/mine").is_none(), "the replacement is untouched: {:?}", after.status);
+        ensure!(replaced.uid() == after.uid());
+        Ok(())
+    })
+}
 
 fn health_and_shutdown(stack: &Stack) -> Result<()> {
     stack.rt.block_on(async {

@@ -106,7 +106,9 @@ impl Tracked {
             "status": status,
         });
         // Forced: the fields are ours by contract (cert-manager leaves an external issuer's
-        // Ready, certificate and ca alone); the resourceVersion makes it safe.
+        // Ready, certificate and ca alone); the resourceVersion makes it safe. The apiserver
+        // ignores metadata.uid in an apply body (measured on 1.34, tests/e2e.rs); the
+        // resourceVersion, unique across objects, is what keeps a write off a replacement.
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let result = self.api.patch_status(&self.name, &params, &Patch::Apply(&body)).await;
         self.absorb(result)

@@ -1,0 +1,436 @@
+//! The chaos suite: exactly one certificate per request and no Failed request, under fault
+//! mixes, a PCA outage, SIGKILLed leaders and a backlog, on the real control plane.
+//!
+//! `cargo test --test chaos` runs the scaled-down version CI runs. The full version:
+//!
+//! ```sh
+//! CCM_CHAOS=full cargo test --release --test chaos -- --nocapture
+//! ```
+//!
+//! Each scenario ends with a one-line summary (`[chaos] ...`) with its figures.
+
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, ensure};
+use ccm_e2e::Signal;
+use ccm_issuer::cert_manager::CertificateRequest;
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, ObjectList},
+};
+use rand::Rng;
+use support::*;
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    certificates: usize,
+    ca_certificates: usize,
+    kill_after: (u64, u64),
+    outage: Duration,
+    backlog: usize,
+    backlog_retry_budget: &'static str,
+    timeout: Duration,
+}
+
+impl Scale {
+    fn from_env() -> Scale {
+        if std::env::var("CCM_CHAOS").as_deref() == Ok("full") {
+            Scale {
+                certificates: 500,
+                ca_certificates: 10,
+                kill_after: (5, 15),
+                outage: Duration::from_secs(60),
+                backlog: 2000,
+                backlog_retry_budget: "5m",
+                timeout: Duration::from_secs(3600),
+            }
+        } else {
+            Scale {
+                certificates: 60,
+                ca_certificates: 2,
+                kill_after: (5, 5),
+                outage: Duration::from_secs(20),
+                backlog: 100,
+                backlog_retry_budget: "20s",
+                timeout: Duration::from_secs(900),
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    main_with(
+        StackOptions {
+            start_controller: false,
+            ..StackOptions::default()
+        },
+        vec![
+            ("back-off holds under throttling", backoff_holds),
+            ("chaos: faults, outage and killed leaders", chaos),
+            ("backlog at the default PCA rate", backlog),
+        ],
+    )
+}
+
+const LEASE: &str = "--leader-election-lease-duration=4s";
+
+/// A namespace with the mock's credentials and a Ready CCMIssuer `pca`.
+async fn issuer_in(stack: &Stack, ns: &str) -> Result<()> {
+    stack.credentials_secret(ns, "ccm-secret", SK).await?;
+    stack
+        .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
+        .await?;
+    issuer_condition(stack, ns, "pca", "Verified").await.map(|_| ())
+}
+
+/// The kinds of Certificates the suite mixes.
+fn certificate_yaml(i: usize, ca: bool) -> String {
+    let name = format!("c{i:04}");
+    let issuer = "issuerRef: {group: ccm-issuer.ccm.com, kind: CCMIssuer, name: pca}";
+    if ca {
+        return format!(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: {name}}}\nspec: {{secretName: {name}, isCA: true, commonName: {name}-ca, duration: 720h, {issuer}}}\n"
+        );
+    }
+    match i % 3 {
+        // ECDSA with a common name.
+        0 => format!(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: {name}}}\nspec: {{secretName: {name}, commonName: {name}.chaos.example, dnsNames: [{name}.chaos.example], privateKey: {{algorithm: ECDSA, size: 256}}, {issuer}}}\n"
+        ),
+        // RSA, SAN only (no common name).
+        1 => format!(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: {name}}}\nspec: {{secretName: {name}, dnsNames: [{name}.chaos.example], privateKey: {{algorithm: RSA, size: 2048}}, {issuer}}}\n"
+        ),
+        // ECDSA P-384, SAN only.
+        _ => format!(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: {name}}}\nspec: {{secretName: {name}, dnsNames: [{name}.chaos.example], privateKey: {{algorithm: ECDSA, size: 384}}, {issuer}}}\n"
+        ),
+    }
+}
+
+async fn create_certificates(stack: &Stack, ns: &str, n: usize, cas: usize) -> Result<()> {
+    let mut batch = String::new();
+    for i in 0..n {
+        batch.push_str("---\n");
+        batch.push_str(&certificate_yaml(i, i < cas));
+        if (i + 1) % 50 == 0 || i + 1 == n {
+            stack.apply_in(ns, &batch).await?;
+            batch.clear();
+        }
+    }
+    Ok(())
+}
+
+async fn requests(stack: &Stack, ns: &str) -> Result<ObjectList<CertificateRequest>> {
+    let api: Api<CertificateRequest> = Api::namespaced(stack.client().await?, ns);
+    Ok(api.list(&ListParams::default()).await?)
+}
+
+/// Waits until `n` Certificates are Ready, failing early on any Failed request.
+async fn all_ready(stack: &Stack, ns: &str, n: usize, timeout: Duration) -> Result<()> {
+    let client = stack.client().await?;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let failed: Vec<String> = requests(stack, ns)
+            .await?
+            .items
+            .iter()
+            .filter(|cr| cr.ready_reason() == Some("Failed"))
+            .map(|cr| format!("{}: {}", cr.name_any(), cr.ready_message().unwrap_or_default()))
+            .collect();
+        ensure!(failed.is_empty(), "Failed requests: {failed:#?}");
+        let ready = certificates(&client, ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|c| condition(c, "Ready").is_some_and(|r| r.0 == "True"))
+            .count();
+        if ready >= n {
+            return Ok(());
+        }
+        ensure!(
+            started.elapsed() < timeout,
+            "only {ready} of {n} Certificates Ready after {timeout:?}"
+        );
+        if last_report.elapsed() > Duration::from_secs(30) {
+            eprintln!(
+                "[chaos] {ready}/{n} Ready after {:.0}s",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Every request issued exactly once at the mock (by public key and in total). CA requests may
+/// have been issued a second time only where the controller said so in an event (their outcome
+/// cannot be established at the PCA; README, "How it stays correct").
+async fn exactly_once(stack: &Stack, ns: &str) -> Result<(usize, u64)> {
+    let items = requests(stack, ns).await?.items;
+    let events = ccm_e2e_events(stack, ns, "ReissuedAfterUnknownOutcome").await?;
+    let mut issued_total = 0;
+    let mut ca_reissues = 0;
+    for cr in &items {
+        ensure!(
+            cr.ready_reason() == Some("Issued"),
+            "{} is {:?}",
+            cr.name_any(),
+            cr.ready_reason()
+        );
+        let n = issued_for(stack, &request_key_hash(cr)?).await;
+        let reissued = events.get(&cr.name_any()).copied().unwrap_or(0);
+        if cr.spec.is_ca == Some(true) {
+            ensure!(
+                n >= 1 && n - 1 <= reissued,
+                "CA request {} issued {n} times with {reissued} documented re-issues",
+                cr.name_any()
+            );
+            ca_reissues += n - 1;
+        } else {
+            ensure!(n == 1, "{} issued {n} times", cr.name_any());
+        }
+        issued_total += n;
+    }
+    let stats = stack.mock.lock().await.stats();
+    ensure!(
+        stats.issued.total == issued_total,
+        "the mock issued {} certificates for {} requests ({issued_total} expected)",
+        stats.issued.total,
+        items.len()
+    );
+    Ok((items.len(), ca_reissues))
+}
+
+/// Events of one reason per involved object name.
+async fn ccm_e2e_events(stack: &Stack, ns: &str, reason: &str) -> Result<BTreeMap<String, u64>> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(stack.client().await?, ns);
+    let mut out = BTreeMap::new();
+    for e in api.list(&ListParams::default()).await?.items {
+        if e.reason.as_deref() == Some(reason)
+            && let Some(name) = e.regarding.and_then(|r| r.name)
+        {
+            let count = e.series.map(|s| u64::try_from(s.count).unwrap_or(1)).unwrap_or(1);
+            *out.entry(name).or_default() += count;
+        }
+    }
+    Ok(out)
+}
+
+/// PCA calls the service answered (injected faults excluded), and injected ones.
+async fn pca_calls(stack: &Stack) -> (u64, u64) {
+    let stats = stack.mock.lock().await.stats();
+    let ops = [
+        "CreateCertificateByCsr",
+        "ExportCertificate",
+        "ExportCertificateAuthorityCertificate",
+        "ListCertificate",
+        "ShowCertificateAuthority",
+    ];
+    let answered = ops
+        .iter()
+        .filter_map(|o| stats.operations.get(*o))
+        .map(|o| o.answered)
+        .sum();
+    let total: u64 = ops
+        .iter()
+        .filter_map(|o| stats.operations.get(*o))
+        .map(|o| o.total)
+        .sum();
+    (answered, total - answered)
+}
+
+/// Issue attempts under 100% throttling follow the request's back-off (the reconciler is not
+/// re-triggered by its own status writes).
+fn backoff_holds(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "backoff";
+        stack.start_replica("solo", &[]).await?;
+        issuer_in(stack, ns).await?;
+        stack.mock.lock().await.mock.stats.reset();
+        stack
+            .mock
+            .lock()
+            .await
+            .set_faults(serde_json::from_value(
+                serde_json::json!({"rate_429": 1.0, "operations": ["CreateCertificateByCsr"]}),
+            )?)
+            .map_err(anyhow::Error::msg)?;
+        stack.apply_in(ns, &certificate_yaml(0, false)).await?;
+        let window = Duration::from_secs(62);
+        tokio::time::sleep(window).await;
+        let attempts = calls(stack, "CreateCertificateByCsr").await;
+        stack
+            .mock
+            .lock()
+            .await
+            .set_faults(Default::default())
+            .map_err(anyhow::Error::msg)?;
+        // Back-off as long as the episode so far: attempts at about 0, 2, 4, 8, 16, 32 s.
+        ensure!(
+            (4..=9).contains(&attempts),
+            "{attempts} issue attempts in {window:?} of 100% 429"
+        );
+        certificate_ready(&stack.client().await?, ns, "c0000").await?;
+        stack.stop_replica("solo", Signal::Term).await?;
+        eprintln!(
+            "[chaos] back-off: {attempts} issue attempts in {}s of 100% throttling",
+            window.as_secs()
+        );
+        Ok(())
+    })
+}
+
+/// Kills the leader after it has led for a random 5–15 s, and restarts it as a standby, until
+/// `stop` is set. Returns the number of kills and the failover times.
+async fn killer(
+    stack: &Stack,
+    scale: Scale,
+    stop: Arc<AtomicBool>,
+    extra: Vec<String>,
+) -> Result<(u32, Vec<Duration>)> {
+    let mut kills = 0;
+    let mut failovers = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let Some(leader) = stack.leader().await? else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let lead_for = rand::rng().random_range(scale.kill_after.0..=scale.kill_after.1);
+        tokio::time::sleep(Duration::from_secs(lead_for)).await;
+        if stop.load(Ordering::SeqCst) || stack.replica_port(&leader).is_none() {
+            continue;
+        }
+        stack.stop_replica(&leader, Signal::Kill).await?;
+        kills += 1;
+        let killed_at = Instant::now();
+        stack.start_replica(&leader, &extra).await?;
+        // Failover: until another identity holds the lease (or the restarted one takes it).
+        loop {
+            match stack.leader().await? {
+                Some(l) if l != leader || killed_at.elapsed() > Duration::from_secs(30) => break,
+                _ if stop.load(Ordering::SeqCst) => break,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        failovers.push(killed_at.elapsed());
+    }
+    Ok((kills, failovers))
+}
+
+fn chaos(stack: &Stack) -> Result<()> {
+    let scale = Scale::from_env();
+    stack.rt.block_on(async {
+        let ns = "chaos";
+        let extra = vec![LEASE.to_owned()];
+        stack.start_replica("replica-a", &extra).await?;
+        stack.start_replica("replica-b", &extra).await?;
+        issuer_in(stack, ns).await?;
+        {
+            let mock = stack.mock.lock().await;
+            mock.mock.stats.reset();
+            mock.set_faults(serde_json::from_value(serde_json::json!({
+                "rate_429": 0.1, "rate_5xx": 0.1, "latency_ms": 1000, "latency_jitter_ms": 2000,
+                "drop_after_issue_rate": 0.05,
+            }))?)
+            .map_err(anyhow::Error::msg)?;
+        }
+        let started = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (kills, outage) = tokio::join!(
+            killer(stack, scale, stop.clone(), extra.clone()),
+            async {
+                create_certificates(stack, ns, scale.certificates, scale.ca_certificates).await?;
+                // One outage once the run is under way.
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                stack.mock.lock().await.start_outage(scale.outage);
+                let result = all_ready(stack, ns, scale.certificates, scale.timeout).await;
+                stop.store(true, Ordering::SeqCst);
+                result
+            },
+        );
+        outage?;
+        let (kills, failovers) = kills?;
+        let took = started.elapsed();
+        stack.mock.lock().await.set_faults(Default::default()).map_err(anyhow::Error::msg)?;
+        let (requests, ca_reissues) = exactly_once(stack, ns).await?;
+        let (answered, injected) = pca_calls(stack).await;
+        for name in ["replica-a", "replica-b"] {
+            if stack.replica_port(name).is_some() {
+                stack.stop_replica(name, Signal::Term).await?;
+            }
+        }
+        let worst = failovers.iter().max().copied().unwrap_or_default();
+        eprintln!(
+            "[chaos] {} Certificates Ready in {:.0}s: {requests} requests, 0 Failed, exactly one certificate each ({ca_reissues} documented CA re-issues); {kills} leaders SIGKILLed (failover ≤ {:.1}s); {:.2} PCA calls per certificate ({answered} answered, {injected} injected faults excluded)",
+            scale.certificates,
+            took.as_secs_f64(),
+            worst.as_secs_f64(),
+            answered as f64 / scale.certificates as f64,
+        );
+        Ok(())
+    })
+}
+
+/// A backlog at the default `--pca-qps 5`: requests wait far longer than the retry budget
+/// before their first call, then meet throttling; none may fail.
+fn backlog(stack: &Stack) -> Result<()> {
+    let scale = Scale::from_env();
+    stack.rt.block_on(async {
+        let ns = "backlog";
+        let extra = vec![format!("--max-retry-duration={}", scale.backlog_retry_budget)];
+        stack.start_replica("backlog", &extra).await?;
+        issuer_in(stack, ns).await?;
+        {
+            let mock = stack.mock.lock().await;
+            mock.mock.stats.reset();
+            mock.set_faults(serde_json::from_value(serde_json::json!({"rate_429": 0.1}))?)
+                .map_err(anyhow::Error::msg)?;
+        }
+        let started = Instant::now();
+        let mut batch = String::new();
+        for i in 0..scale.backlog {
+            batch.push_str(&format!("---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: b{i:04}}}\nspec: {{secretName: b{i:04}, commonName: b{i:04}.backlog.example, dnsNames: [b{i:04}.backlog.example], issuerRef: {{group: ccm-issuer.ccm.com, kind: CCMIssuer, name: pca}}}}\n"));
+            if (i + 1) % 100 == 0 || i + 1 == scale.backlog {
+                stack.apply_in(ns, &batch).await?;
+                batch.clear();
+            }
+        }
+        all_ready(stack, ns, scale.backlog, scale.timeout).await?;
+        let took = started.elapsed();
+        stack.mock.lock().await.set_faults(Default::default()).map_err(anyhow::Error::msg)?;
+        let (requests, _) = exactly_once(stack, ns).await?;
+        stack.stop_replica("backlog", Signal::Term).await?;
+        eprintln!(
+            "[chaos] backlog: {} Certificates Ready in {:.0}s at the default --pca-qps with 10% throttling and --max-retry-duration {}: {requests} requests, 0 Failed, exactly one certificate each",
+            scale.backlog,
+            took.as_secs_f64(),
+            scale.backlog_retry_budget
+        );
+        Ok(())
+    })
+}
+
+trait ReadyExt {
+    fn ready_message(&self) -> Option<String>;
+}
+
+impl ReadyExt for CertificateRequest {
+    fn ready_message(&self) -> Option<String> {
+        self.condition("Ready").and_then(|c| c.message.clone())
+    }
+}
