@@ -11,6 +11,7 @@ use crate::{
     controller::{
         Config,
         certificate_request::plan::validity_for,
+        endpoint_policy::{Allowed, EndpointPolicy},
         runtime::{RunOptions, run},
     },
     pca::{
@@ -52,6 +53,70 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_go_duration(s)
 }
 
+/// A Go duration within `[min, max]`.
+fn bounded_duration(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse_go_duration(s)?;
+    if d < min || d > max {
+        return Err(format!(
+            "{s} is outside the allowed range {} .. {}",
+            humanize(min),
+            humanize(max)
+        ));
+    }
+    Ok(d)
+}
+
+fn humanize(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 86_400 == 0 && s > 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn pca_timeout_arg(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, Duration::from_secs(1), Duration::from_secs(600))
+}
+
+fn retry_duration_arg(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, Duration::from_secs(1), Duration::from_secs(30 * 86_400))
+}
+
+fn recheck_interval_arg(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, Duration::from_secs(10), Duration::from_secs(7 * 86_400))
+}
+
+fn lease_duration_arg(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, Duration::from_secs(2), Duration::from_secs(600))
+}
+
+/// Calls per second: a finite number from 0 (unlimited) to 100,000. `NaN` or `inf` would
+/// otherwise poison the token bucket's arithmetic.
+fn qps_arg(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !v.is_finite() || !(0.0..=100_000.0).contains(&v) {
+        return Err(format!("{s} must be a finite number from 0 (no limit) to 100000"));
+    }
+    Ok(v)
+}
+
+fn burst_arg(s: &str) -> Result<u32, String> {
+    let v: u32 = s.trim().parse().map_err(|_| format!("{s:?} is not a whole number"))?;
+    if !(1..=100_000).contains(&v) {
+        return Err(format!("{s} must be from 1 to 100000"));
+    }
+    Ok(v)
+}
+
+fn concurrency_arg(s: &str) -> Result<u16, String> {
+    let v: u16 = s.trim().parse().map_err(|_| format!("{s:?} is not a whole number"))?;
+    if !(1..=1024).contains(&v) {
+        return Err(format!("{s} must be from 1 to 1024"));
+    }
+    Ok(v)
+}
+
 fn region_endpoint_arg(s: &str) -> Result<(String, url::Url), String> {
     let (region, url) = s.split_once('=').ok_or("expected REGION=URL")?;
     let url = parse_endpoint(url).map_err(|e| e.to_string())?;
@@ -88,7 +153,7 @@ pub struct ControllerArgs {
     pub leader_elect: bool,
     /// Duration of the leader-election Lease (renewed every third of it); a killed leader is
     /// replaced after about this long.
-    #[arg(long, default_value = "15s", value_parser = duration_arg)]
+    #[arg(long, default_value = "15s", value_parser = lease_duration_arg)]
     pub leader_election_lease_duration: Duration,
     /// Namespace of the leader-election Lease (default: the controller's own namespace).
     #[arg(long)]
@@ -96,24 +161,38 @@ pub struct ControllerArgs {
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "ccm-issuer-leader")]
     pub leader_election_id: String,
-    /// Parallel reconciliations per controller.
-    #[arg(long, default_value_t = 8)]
+    /// Parallel reconciliations per controller (1–1024).
+    #[arg(long, default_value = "8", value_parser = concurrency_arg)]
     pub max_concurrent_reconciles: u16,
+    /// Reconciliations of one issuer's requests that may call the PCA at once (1–1024); the
+    /// others wait without holding a worker, so one slow issuer cannot stall the rest.
+    #[arg(long, default_value = "4", value_parser = concurrency_arg)]
+    pub max_concurrent_per_issuer: u16,
     /// Client-side PCA rate limit, calls per second per endpoint and access key (0 = unlimited).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value = "5", value_parser = qps_arg)]
     pub pca_qps: f64,
-    /// Burst allowed above --pca-qps.
-    #[arg(long, default_value_t = 10)]
+    /// Burst allowed above --pca-qps (1–100000).
+    #[arg(long, default_value = "10", value_parser = burst_arg)]
     pub pca_burst: u32,
-    /// Timeout of one PCA HTTP request.
-    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    /// Timeout of one PCA HTTP request (1s–10m).
+    #[arg(long, default_value = "30s", value_parser = pca_timeout_arg)]
     pub pca_timeout: Duration,
-    /// How long transient PCA errors keep a request Pending before it is Failed.
-    #[arg(long, default_value = "5m", value_parser = duration_arg)]
+    /// How long transient PCA errors (before anything was issued) keep a request Pending,
+    /// counted from the first error of the episode, before it is Failed (1s–30d).
+    #[arg(long, default_value = "5m", value_parser = retry_duration_arg)]
     pub max_retry_duration: Duration,
-    /// How often a Ready issuer's CA is re-checked.
-    #[arg(long, default_value = "10m", value_parser = duration_arg)]
+    /// How often a Ready issuer's CA is re-checked (10s–7d).
+    #[arg(long, default_value = "10m", value_parser = recheck_interval_arg)]
     pub issuer_recheck_interval: Duration,
+    /// An endpoint namespaced CCMIssuers may set in spec.endpoint / spec.iamEndpoint (and then
+    /// trust with spec.caBundle): a host name (any scheme and port) or an http(s) URL prefix.
+    /// Repeatable. Without it, namespaced issuers cannot override endpoints; CCMClusterIssuers
+    /// always can.
+    #[arg(long = "namespaced-issuer-endpoint", value_parser = clap::value_parser!(Allowed))]
+    pub namespaced_issuer_endpoints: Vec<Allowed>,
+    /// Allow plain http:// PCA and IAM endpoints (never with a security token).
+    #[arg(long)]
+    pub allow_insecure_endpoints: bool,
     /// PCA endpoint for a region, `REGION=URL` (repeatable), replacing the built-in region table
     /// for issuers without spec.endpoint; the Huawei SDK's `HUAWEICLOUD_SDK_REGION_CCM_<REGION>`
     /// environment variables are honoured too. IAM is then reached at the same URL.
@@ -264,7 +343,8 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         cluster_resource_namespace: args.cluster_resource_namespace.unwrap_or_else(|| namespace.clone()),
         max_retry_duration: args.max_retry_duration,
         issuer_recheck_interval: args.issuer_recheck_interval,
-        max_concurrent_reconciles: args.max_concurrent_reconciles.max(1),
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
+        max_concurrent_per_issuer: args.max_concurrent_per_issuer.min(args.max_concurrent_reconciles),
         pca_qps: args.pca_qps,
         pca_burst: args.pca_burst,
         pca_timeout: args.pca_timeout,
@@ -274,6 +354,10 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         extra_ca_bundle: match &args.ca_bundle {
             Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --ca-bundle {}", p.display()))?),
             None => None,
+        },
+        endpoint_policy: EndpointPolicy {
+            namespaced_allowed: args.namespaced_issuer_endpoints,
+            allow_insecure: args.allow_insecure_endpoints,
         },
         ..Config::default()
     };

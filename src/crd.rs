@@ -72,7 +72,9 @@ pub struct IssuerSpec {
     pub domain_id: Option<String>,
 
     /// Override of the PCA endpoint, e.g. `https://ccm.ap-southeast-3.myhuaweicloud.com` or a
-    /// private endpoint. Must be an https (or http) base URL without a path.
+    /// private endpoint. Must be an https (or http) base URL without a path. On a namespaced
+    /// CCMIssuer only an endpoint the controller allows (`--namespaced-issuer-endpoint`); plain
+    /// http only with `--allow-insecure-endpoints`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^\s/?#]+/?$"))]
     pub endpoint: Option<String>,
@@ -84,7 +86,8 @@ pub struct IssuerSpec {
     pub iam_endpoint: Option<String>,
 
     /// PEM bundle (plain or base64-encoded) of CA certificates trusted for the endpoints' TLS,
-    /// instead of the system roots. Use it for private endpoints and TLS-inspecting proxies.
+    /// instead of the system roots. Use it for private endpoints and TLS-inspecting proxies. On
+    /// a namespaced CCMIssuer only together with an allowed `endpoint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle: Option<String>,
 

@@ -37,6 +37,10 @@ fn main() -> std::process::ExitCode {
                 "cluster_issuer_two_namespaces_and_foreign_secret_refused",
                 cluster_issuer,
             ),
+            (
+                "namespaced_endpoint_override_needs_the_administrator",
+                endpoint_not_allowed,
+            ),
             ("renewal_signs_each_request_once", renewal),
             ("wrong_credentials_then_fixed_without_restart", wrong_credentials),
             ("pca_outage_keeps_requests_pending", pca_outage),
@@ -406,6 +410,23 @@ fn renewal(stack: &Stack) -> Result<()> {
             ensure!(n == 1, "{} was signed {n} times", cr.name_any());
         }
         eprintln!("[e2e] renewal: serial {first_serial} → {renewed}");
+        Ok(())
+    })
+}
+
+// --- Endpoint overrides on namespaced issuers ----------------------------------------------
+
+/// A tenant's CCMIssuer cannot point the controller at an address the administrator did not
+/// allow (here the cloud metadata address): the issuer says so, and its requests wait.
+fn endpoint_not_allowed(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "tenant-ssrf";
+        stack.credentials_secret(ns, "ccm-secret", SK).await?;
+        stack
+            .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, endpoint: \"https://169.254.169.254\", secretRef: {{name: ccm-secret}}}}\n"))
+            .await?;
+        let (status, message) = issuer_condition(stack, ns, "pca", "EndpointNotAllowed").await?;
+        ensure!(status == "False" && message.contains("--namespaced-issuer-endpoint"), "says how to allow it: {message}");
         Ok(())
     })
 }

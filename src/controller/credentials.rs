@@ -38,7 +38,8 @@ pub struct IssuerProblem {
 }
 
 impl IssuerProblem {
-    fn permanent(reason: &'static str, message: String) -> Self {
+    /// A problem that needs a fix (spec, Secret, RBAC, controller flags).
+    pub fn permanent(reason: &'static str, message: String) -> Self {
         Self {
             reason,
             message,
@@ -209,6 +210,7 @@ impl PcaClients {
 
     /// The client for an issuer, reading its Secret now.
     pub async fn client_for(&self, kube: &Client, issuer: &AnyIssuer) -> Result<Arc<PcaClient>, IssuerProblem> {
+        self.config.endpoint_policy.check_spec(issuer)?;
         let (namespace, name) = secret_location(issuer, &self.config.cluster_resource_namespace)?;
         let secret = read_secret(kube, &namespace, &name).await?;
         let spec = issuer.spec();
@@ -223,6 +225,10 @@ impl PcaClients {
         }
         let credentials = credentials_from_secret(&secret, spec)?;
         let cc = client_config(spec, &self.config)?;
+        self.config.endpoint_policy.check_transport(
+            &[&cc.endpoint, &cc.iam_endpoint],
+            credentials.security_token().is_some(),
+        )?;
         let limiter = self.limiters.bucket(cc.endpoint.as_str(), credentials.access_key());
         let observer: Arc<dyn PcaObserver> = self.observer.clone();
         let client = PcaClient::new(cc, credentials, limiter, Some(observer))

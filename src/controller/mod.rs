@@ -4,11 +4,13 @@
 pub mod certificate_request;
 pub mod conditions;
 pub mod credentials;
+pub mod endpoint_policy;
 pub mod issuance;
 pub mod issuer;
 pub mod leader;
 pub mod runtime;
 pub mod secret_watch;
+pub mod slots;
 #[cfg(test)]
 mod tests;
 pub mod tracked;
@@ -53,6 +55,8 @@ pub struct Config {
     pub problem_recheck_delay: Duration,
     /// Parallel reconciliations per controller.
     pub max_concurrent_reconciles: u16,
+    /// PCA-bound reconciliations per issuer at once.
+    pub max_concurrent_per_issuer: u16,
     /// PCA calls per second per endpoint and access key.
     pub pca_qps: f64,
     /// Burst of PCA calls.
@@ -68,6 +72,8 @@ pub struct Config {
     pub region_endpoints: std::collections::BTreeMap<String, url::Url>,
     /// PEM CAs trusted, besides the system roots, for issuers without their own caBundle.
     pub extra_ca_bundle: Option<Vec<u8>>,
+    /// Which endpoints issuers may use.
+    pub endpoint_policy: endpoint_policy::EndpointPolicy,
 }
 
 impl Default for Config {
@@ -80,6 +86,7 @@ impl Default for Config {
             // Not at once: repeated refused calls get the access key locked by the gateway.
             problem_recheck_delay: Duration::from_secs(60),
             max_concurrent_reconciles: 8,
+            max_concurrent_per_issuer: 4,
             pca_qps: 5.0,
             pca_burst: 10,
             pca_timeout: Duration::from_secs(30),
@@ -87,6 +94,7 @@ impl Default for Config {
             instance: None,
             region_endpoints: Default::default(),
             extra_ca_bundle: None,
+            endpoint_policy: Default::default(),
         }
     }
 }
@@ -228,6 +236,8 @@ pub struct Context {
     pub requests: RequestMemory,
     /// Whether this replica may act (leader election).
     pub fence: leader::Fence,
+    /// Per-issuer limits on PCA-bound reconciliations.
+    pub slots: slots::IssuerSlots,
 }
 
 impl Context {
@@ -246,6 +256,7 @@ impl Context {
         };
         let pca = credentials::PcaClients::new(&config, metrics.clone());
         let secret_watches = secret_watch::SecretWatches::new(client.clone(), triggers.clone());
+        let slots = slots::IssuerSlots::new(usize::from(config.max_concurrent_per_issuer));
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -257,6 +268,7 @@ impl Context {
             secret_watches,
             requests: RequestMemory::default(),
             fence,
+            slots,
         }
     }
 
@@ -278,6 +290,7 @@ impl Context {
         }
         self.secret_watches.retain_issuers(&live);
         self.pca.retain(&live);
+        self.slots.retain(&live);
         self.metrics
             .retain_issuers(&live.iter().map(ToString::to_string).collect());
     }

@@ -195,6 +195,9 @@ impl Stack {
             .args(["--pca-endpoint", &format!("ap-southeast-3={}", self.mock_url)])
             .arg("--ca-bundle")
             .arg(&self.mock_ca_file)
+            // Scenarios with a namespaced issuer naming the mock's endpoint: the administrator
+            // allows exactly the mock's host.
+            .arg("--namespaced-issuer-endpoint=127.0.0.1")
             .args(["--pca-timeout", "5s", "--issuer-recheck-interval", "1m"])
             .args(&self.controller_args)
             .args(extra)

@@ -135,6 +135,16 @@ rejects a repeated flag), which is checked here with a message naming the value 
 {{- $_ := set $managed "--leader-election-id" "leaderElection.id" }}
 {{- $args = append $args (printf "--max-concurrent-reconciles=%d" (int $c.maxConcurrentReconciles)) }}
 {{- $_ := set $managed "--max-concurrent-reconciles" "controller.maxConcurrentReconciles" }}
+{{- $args = append $args (printf "--max-concurrent-per-issuer=%d" (int $c.maxConcurrentPerIssuer)) }}
+{{- $_ := set $managed "--max-concurrent-per-issuer" "controller.maxConcurrentPerIssuer" }}
+{{- range $c.namespacedIssuerEndpoints }}
+{{- $args = append $args (printf "--namespaced-issuer-endpoint=%s" .) }}
+{{- end }}
+{{- $_ := set $managed "--namespaced-issuer-endpoint" "controller.namespacedIssuerEndpoints" }}
+{{- if $c.allowInsecureEndpoints }}
+{{- $args = append $args "--allow-insecure-endpoints" }}
+{{- end }}
+{{- $_ := set $managed "--allow-insecure-endpoints" "controller.allowInsecureEndpoints" }}
 {{- $args = append $args (printf "--pca-qps=%v" $c.pcaQPS) }}
 {{- $_ := set $managed "--pca-qps" "controller.pcaQPS" }}
 {{- $args = append $args (printf "--pca-burst=%d" (int $c.pcaBurst)) }}

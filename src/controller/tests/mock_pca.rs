@@ -81,8 +81,16 @@ pub fn context_with_triggers(api: &FakeApi, config: Config) -> (Arc<Context>, Tr
     context_with(api, config, Fence::open())
 }
 
-/// A context whose replica acts only while `fence` holds.
-pub fn context_with(api: &FakeApi, config: Config, fence: Fence) -> (Arc<Context>, Triggered) {
+/// A context whose replica acts only while `fence` holds. The mock is plain HTTP on
+/// 127.0.0.1 and the fixtures' namespaced issuers name it, so the administrator's policy
+/// allows exactly that (tests of the policy itself set their own).
+pub fn context_with(api: &FakeApi, mut config: Config, fence: Fence) -> (Arc<Context>, Triggered) {
+    if config.endpoint_policy == Default::default() {
+        config.endpoint_policy = crate::controller::endpoint_policy::EndpointPolicy {
+            namespaced_allowed: vec!["127.0.0.1".parse().expect("host")],
+            allow_insecure: true,
+        };
+    }
     let (ns_store, _ns_writer) = reflector::store();
     let (cl_store, _cl_writer) = reflector::store::<CCMClusterIssuer>();
     let (ns_tx, ns_rx) = mpsc::unbounded_channel();

@@ -3,6 +3,7 @@
 
 mod context;
 mod exactly_once;
+mod fairness;
 mod fake_api;
 mod issuers;
 mod leader;

@@ -1,0 +1,67 @@
+//! One slow issuer cannot hold the shared workers: its requests beyond the per-issuer limit are
+//! put back without a PCA call, and another issuer's request goes through meanwhile.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::controller::certificate_request::reconcile;
+
+/// An endpoint that accepts connections and never answers.
+async fn tarpit() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_tarpit_issuer_holds_at_most_its_slots() {
+    let config = Config {
+        max_concurrent_per_issuer: 2,
+        pca_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let (tarpit_url, tarpit_task) = tarpit().await;
+    let mut slow = issuer_json(&w.mock, NS, true);
+    slow["metadata"]["name"] = json!("tarpit");
+    slow["spec"]["endpoint"] = json!(tarpit_url);
+    w.api.put(slow);
+    let mut stuck = Vec::new();
+    for i in 0..5 {
+        let c = csr(false, &["slow.example"]);
+        let mut cr = request_json(&c, false, approved(), "CCMIssuer");
+        cr["metadata"]["name"] = json!(format!("slow-{i}"));
+        cr["spec"]["issuerRef"]["name"] = json!("tarpit");
+        let stored = w.api.put(cr);
+        let cr: CertificateRequest = serde_json::from_value(stored).expect("decode");
+        stuck.push(tokio::spawn(reconcile(Arc::new(cr), w.ctx.clone())));
+    }
+    // The healthy issuer's request is served while the tarpit's calls hang.
+    let c = csr(false, &["fast.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    let finished = stuck.iter().filter(|t| t.is_finished()).count();
+    assert_eq!(
+        finished, 3,
+        "three tarpit requests were put back at once, two still hold their slots"
+    );
+    let metrics = w.ctx.metrics.encode();
+    assert!(
+        metrics.contains(r#"ccm_issuer_reconciles_total{controller="certificaterequest",result="later"} 3"#),
+        "{metrics}"
+    );
+    for t in stuck {
+        t.await.expect("join").expect("reconcile");
+    }
+    tarpit_task.abort();
+}
