@@ -249,9 +249,15 @@ impl PcaClients {
         self.lock().remove(key);
     }
 
-    /// Drops the clients of issuers not in `live`.
+    /// Drops the clients of issuers not in `live`, and the rate-limit buckets no client uses.
     pub fn retain(&self, live: &std::collections::HashSet<IssuerKey>) {
         self.lock().retain(|k, _| live.contains(k));
+        self.limiters.prune_unused();
+    }
+
+    /// Clients and rate-limit buckets held (memory bound checks).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.lock().len(), self.limiters.len())
     }
 
     /// Request time-out of the clients, for in-flight reasoning.

@@ -98,6 +98,23 @@ impl RateLimiters {
             .or_insert_with(|| Arc::new(TokenBucket::new(self.qps, self.burst)))
             .clone()
     }
+
+    /// Drops buckets no client uses any more (their issuers were deleted), so the map does not
+    /// grow with every endpoint and access key ever seen.
+    pub fn prune_unused(&self) {
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, bucket| Arc::strong_count(bucket) > 1);
+    }
+
+    /// Buckets held.
+    pub fn len(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Default for RateLimiters {
@@ -154,6 +171,17 @@ mod tests {
         }
         let last = times.iter().max().unwrap().duration_since(start).as_secs_f64();
         assert!(last >= 1.99, "41 tokens at 20/s with burst 1 need 2s, took {last}");
+    }
+
+    #[test]
+    fn unused_buckets_are_pruned() {
+        let l = RateLimiters::new(1.0, 1);
+        let kept = l.bucket("e", "live");
+        drop(l.bucket("e", "gone"));
+        assert_eq!(l.len(), 2);
+        l.prune_unused();
+        assert_eq!(l.len(), 1);
+        assert!(Arc::ptr_eq(&kept, &l.bucket("e", "live")), "a bucket in use survives");
     }
 
     #[test]

@@ -170,12 +170,19 @@ async fn state_of_deleted_issuers_is_forgotten() {
             .encode()
             .contains(r#"ccm_issuer_issuers_ready{kind="CCMIssuer"} 1"#)
     );
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    w.reconcile().await;
+    assert_eq!(w.ctx.pca.sizes(), (1, 1), "a client and its rate-limit bucket");
+    assert_eq!(w.ctx.slots.len(), 1, "the issuer's slots");
     // The test context's issuer cache is empty: as if the issuer had been deleted.
     w.ctx.forget_deleted_issuers();
     assert!(
         w.ctx.secret_watches.is_empty(),
         "the watch of a deleted issuer's Secret stops"
     );
+    assert_eq!(w.ctx.pca.sizes(), (0, 0), "client and bucket dropped");
+    assert!(w.ctx.slots.is_empty(), "slots dropped");
     assert!(
         w.ctx
             .metrics
