@@ -27,6 +27,9 @@ pub mod op;
 pub mod params;
 pub mod render;
 
+#[cfg(test)]
+mod proptests;
+
 pub use op::Op;
 pub use params::{Window, parse_validity};
 
