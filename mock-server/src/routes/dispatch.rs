@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{DropConnection, MAX_BODY, Op, cas, certificates, hostile, iam, lists};
+use super::{DropConnection, MAX_BODY, Op, Surface, cas, certificates, hostile, iam, lists};
 use crate::Mock;
 use crate::auth::{AuthContext, RequestView};
 use crate::errors::{self, ApiError, new_request_id};
@@ -46,7 +46,8 @@ impl From<ApiError> for Refusal {
 
 pub(super) async fn huawei(State(m): State<Arc<Mock>>, req: Request) -> Response {
     let request_id = new_request_id();
-    let op = Op::route(req.method(), req.uri().path());
+    let surface = req.extensions().get::<Surface>().copied().unwrap_or_default();
+    let op = Op::route(req.method(), req.uri().path()).filter(|op| surface.serves(op));
     let op_name = op.as_ref().map(Op::name).unwrap_or("Unknown");
     if m.outage.remaining().is_some() {
         tracing::info!(op = op_name, request_id, "outage: closing the connection");
@@ -226,14 +227,15 @@ async fn handle(
         Op::ShowCertificateAuthorityQuota => Ok(cas::quota(m)),
         Op::ShowCertificateQuota => Ok(certificates::quota(m)),
         Op::CreateCertificateByCsr => certificates::issue_by_csr(m, body, ctx).await,
-        Op::ParseCertificateSigningRequest => certificates::parse_csr_op(body).await,
+        Op::ParseCertificateSigningRequest => certificates::parse_csr_op(m, body).await,
         Op::ListCertificate => lists::list_certs(m, query),
         Op::ShowCertificate(id) => certificates::show_cert(m, &id),
         Op::ExportCertificate(id) => certificates::export_cert(m, &id, body),
         Op::RevokeCertificate(id) => certificates::revoke_cert(m, &id, body),
         Op::DeleteCertificate(id) => certificates::delete_cert(m, &id),
         Op::ShowConsoleConfig => Ok(iam::console_config()),
-        Op::KeystoneListAuthDomains => Ok(iam::list_auth_domains(ctx, host)),
+        Op::KeystoneListAuthDomains => Ok(iam::list_auth_domains(ctx, host, m.config.iam_lists_no_domain)),
+        Op::GetCallerIdentity => Ok(iam::caller_identity(ctx)),
         Op::CreateCertificateAuthorityOrder
         | Op::ImportCertificateAuthorityCertificate(_)
         | Op::RevokeCertificateAuthority(_)
