@@ -35,6 +35,32 @@ pub struct FaultPlan {
     pub operations: Option<Vec<String>>,
     /// Answers that are wrong on purpose (one mode at a time); `None` = honest answers.
     pub hostile: Option<HostilePlan>,
+    /// Render these fields as JSON `null` in successful answers (the SDKs' response models
+    /// make every field optional), for lenient-decoding tests; `None` = off.
+    pub null_fields: Option<NullFields>,
+}
+
+/// Which fields of which answers read `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullFields {
+    /// Field names, matched at any depth; `"*"` = every field (objects keep their keys,
+    /// arrays their length, every value inside is `null`).
+    pub fields: Vec<String>,
+    /// SDK operation names; `None` = every operation.
+    #[serde(default)]
+    pub operations: Option<Vec<String>>,
+}
+
+impl NullFields {
+    /// The fields `operation`'s answer should have nulled, if any.
+    pub fn for_operation(&self, operation: &str) -> Option<&[String]> {
+        let selected = self
+            .operations
+            .as_ref()
+            .is_none_or(|ops| ops.iter().any(|o| o == operation));
+        selected.then_some(self.fields.as_slice())
+    }
 }
 
 /// A hostile-answer setting: which lie, told to which operations.
@@ -214,6 +240,16 @@ impl Faults {
         }
     }
 
+    /// The fields to render `null` in `operation`'s answer (empty = none).
+    pub fn null_fields_for(&self, operation: &str) -> Vec<String> {
+        let g = self.lock();
+        g.null_fields
+            .as_ref()
+            .and_then(|n| n.for_operation(operation))
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// The hostile-answer setting for `operation`, if any.
     pub fn hostile_for(&self, operation: &str) -> Option<HostilePlan> {
         self.lock().hostile.clone().filter(|h| h.targets(operation))
@@ -314,7 +350,7 @@ mod tests {
     #[test]
     fn plan_json_and_validation() {
         let p: FaultPlan = serde_json::from_str(
-            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"hostile":null}"#,
+            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"hostile":null,"null_fields":null}"#,
         )
         .unwrap();
         assert_eq!(p, FaultPlan::default());

@@ -65,6 +65,18 @@ pub(super) async fn huawei(State(m): State<Arc<Mock>>, req: Request) -> Response
             let hostile = hostile::apply(&m, &plan, op, v, &base, &path).await;
             (hostile.map_err(Refusal::from), Origin::Hostile)
         }
+        (Ok(Reply::Json(v)), None) => {
+            let nulled = op
+                .as_ref()
+                .map(|o| m.faults.null_fields_for(o.name()))
+                .unwrap_or_default();
+            let v = if nulled.is_empty() {
+                v
+            } else {
+                hostile::null_named(v, &nulled)
+            };
+            (Ok(Reply::Json(v)), Origin::Service)
+        }
         (result, _) => (result, Origin::Service),
     };
     let (mut resp, origin) = match result {
