@@ -826,7 +826,7 @@ pub fn issue_from_csr(
         not_before,
         not_after,
     );
-    // [unconfirmed] whether PCA copies SANs/EKUs from the CSR (pca-api.md §5/§9.3).
+    // [unconfirmed] whether PCA copies SANs/EKUs from the CSR (docs/pca-behaviour.md, question 3).
     // Copying is what a CSR-based issuer needs (cert-manager puts dnsNames/ipAddresses/
     // usages only in the CSR), so the mock copies them.
     p.subject_alt_names = csr.sans.clone();
@@ -836,7 +836,7 @@ pub fn issue_from_csr(
             // [unconfirmed] basicConstraints is set by the service: CA:FALSE for ENTITY_CERT
             // whatever the CSR asks for (a CSR cannot make itself a CA).
             // Documented default for ENTITY_CERT; the CSR's keyUsage takes precedence.
-            // (§9.10: whether the default also applies to RSA keys is unconfirmed; we apply
+            // (whether the default also applies to RSA keys is unconfirmed; we apply
             // the documented default regardless of key type.)
             p.key_usages = csr
                 .key_usages
@@ -855,7 +855,7 @@ pub fn issue_from_csr(
             p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_length));
         }
     }
-    // Signature hash for CSR issuance is fixed at SHA-384 (pca-api.md §5).
+    // Signature hash for CSR issuance is the documented default SHA-384 (the call has no field).
     sign_params(&p, &csr.spki_der, issuer, HashAlg::Sha384)
 }
 
@@ -915,7 +915,7 @@ pub fn make_ca_csr(dn: &Dn, key: &CaKey) -> Result<Vec<u8>, PkiError> {
     Ok(csr.der().to_vec())
 }
 
-/// PEM with CRLF line endings (the API's output format, pca-api.md §1.4).
+/// PEM with CRLF line endings (the API's output format).
 pub fn pem_crlf(tag: &str, der: &[u8]) -> String {
     let p = pem::Pem::new(tag, der.to_vec());
     pem::encode_config(&p, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::CRLF))

@@ -172,7 +172,7 @@ pub struct CaRecord {
     pub dn: Dn,
     pub crl: CrlConfig,
     pub enterprise_project_id: String,
-    /// CSR-issued intermediate (§2.3): not listed, no CA quota, key held by the user.
+    /// CSR-issued intermediate: not listed, no CA quota, key held by the user.
     pub hidden: bool,
     pub domain_id: String,
     #[serde(with = "b64", default)]

@@ -137,7 +137,7 @@ pub(super) async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &AuthContext) 
             )?;
         }
         IssueKind::Intermediate { path_length } => {
-            // §2.3: the certificate_id is the new CA's ca_id; readable via show-CA and
+            // Documented: the certificate_id is the new CA's ca_id; readable via show-CA and
             // CA export, not listed, no CA quota, key on the user side (gen_mode CSR).
             m.store.insert_ca(CaRecord {
                 ca_id: id.clone(),
