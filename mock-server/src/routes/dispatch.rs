@@ -154,7 +154,7 @@ async fn dispatch(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, Refusal>
         Injected::None => {}
     }
     if let Some(t) = &m.throttle
-        && !t.admit(SystemTime::now())
+        && !t.admit_for(&access_key(&req), SystemTime::now())
     {
         return Err(Refusal {
             error: ApiError::apig(
@@ -169,6 +169,19 @@ async fn dispatch(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, Refusal>
         });
     }
     Ok(authenticated(m, op, req).await?)
+}
+
+/// The `Access=` of the Authorization header (unverified: the gateway throttles before it
+/// checks signatures), or "" when there is none.
+fn access_key(req: &Request) -> String {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    auth.split_once("Access=")
+        .map(|(_, rest)| rest.split(',').next().unwrap_or("").trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Body limit and AK/SK verification, then the operation.

@@ -187,6 +187,42 @@ async fn max_tps_throttles_with_apigw_0308() {
     assert_eq!(op.injected.too_many_requests, 0, "and are not injected faults");
 }
 
+/// Sustained load (about 40 requests a second for 2.5 s) against `max_tps` 5: per
+/// wall-clock second at most 5 answers, the rest 429 `APIGW.0308`, all counted.
+#[tokio::test]
+async fn max_tps_under_sustained_load() {
+    let cfg = crate::MockConfig {
+        max_tps: Some(5),
+        ..default_config()
+    };
+    let h = Harness::with(cfg, Store::in_memory());
+    let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let begin = std::time::SystemTime::now();
+    let mut statuses = Vec::new();
+    while begin.elapsed().unwrap() < Duration::from_millis(2500) {
+        statuses.push(
+            h.call("GET", "/v1/private-certificates/quotas", &[], None)
+                .await
+                .status
+                .as_u16(),
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let touched = secs(std::time::SystemTime::now()) - secs(begin) + 1;
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    let throttled = statuses.iter().filter(|s| **s == 429).count() as u64;
+    assert_eq!(ok + throttled, statuses.len() as u64, "{statuses:?}");
+    assert!(
+        ok <= 5 * touched && ok >= 5 * (touched - 2),
+        "{ok} answers in {touched} seconds"
+    );
+    let op = &h.mock.stats.snapshot().operations["ShowCertificateQuota"];
+    assert_eq!(
+        (op.throttled, op.by_status["429"], op.answered),
+        (throttled, throttled, ok + throttled)
+    );
+}
+
 #[tokio::test]
 async fn oversized_body_is_gateway_413() {
     let h = Harness::new();
