@@ -33,6 +33,7 @@ async fn mock(max_tps: Option<u64>) -> Embedded {
         tls: true,
         max_tps,
         cert_quota: None,
+        ..Default::default()
     })
     .await
     .expect("mock")

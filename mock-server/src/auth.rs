@@ -1,5 +1,5 @@
 //! Server-side verification of Huawei Cloud `SDK-HMAC-SHA256` request signatures
-//! (pca-api.md §4.2), written independently of any client-side signer.
+//! (docs/pca-behaviour.md, "Signing"), written independently of any client-side signer.
 //!
 //! The gateway rebuilds the canonical request from what it actually received:
 //! the method, the (decoded, then re-encoded) path, the parsed query, the values
@@ -430,7 +430,7 @@ fn check_signature(
     Ok(())
 }
 
-/// Build the canonical request (pca-api.md §4.1 steps 4–7) from what was received.
+/// Build the canonical request (docs/pca-behaviour.md, "Signing") from what was received.
 pub fn canonical_request(req: &RequestView<'_>, signed_headers: &[&str]) -> Result<String, AuthError> {
     let mut out = String::with_capacity(256);
     out.push_str(req.method.as_str());
@@ -574,9 +574,10 @@ pub fn canonical_query(raw_query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    //! Verification-side checks against the official vectors (pca-api.md §4.3) and the
-    //! CCM-shaped vectors (§4.4). The expected `Authorization` values are copied from the
-    //! doc; nothing here computes a signature except the clearly separated test signer
+    //! Verification-side checks against the official Go SDK vectors
+    //! (`core/auth/signer/signer_test.go`) and CCM-shaped vectors computed with an
+    //! independent re-implementation. The expected `Authorization` values are fixed
+    //! strings; nothing here computes a signature except the clearly separated test signer
     //! below, which is itself checked against the same vectors.
     use super::*;
     use axum::http::HeaderValue;

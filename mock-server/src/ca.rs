@@ -33,8 +33,6 @@ pub enum PkiError {
     Sign,
     #[error("certificate assembly failed: {0}")]
     Cert(String),
-    #[error("unsupported signature hash for this key: {0}")]
-    UnsupportedHash(&'static str),
 }
 
 /// Why a CSR was refused.
@@ -104,6 +102,13 @@ pub enum HashAlg {
     Sha384,
     #[serde(rename = "SHA512")]
     Sha512,
+}
+
+impl std::str::FromStr for HashAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| format!("unsupported signature algorithm {s} (SHA256|SHA384|SHA512)"))
+    }
 }
 
 impl HashAlg {
@@ -275,8 +280,9 @@ impl CaKey {
             // parameter, so these two constants name the right OIDs for either curve.
             (false, HashAlg::Sha256) => &rcgen::PKCS_ECDSA_P256_SHA256,
             (false, HashAlg::Sha384) => &rcgen::PKCS_ECDSA_P384_SHA384,
-            // rcgen has no ecdsa-with-SHA512 identifier without aws-lc-rs.
-            (false, HashAlg::Sha512) => return Err(PkiError::UnsupportedHash("ecdsa-with-SHA512")),
+            // rcgen has no ecdsa-with-SHA512 identifier without aws-lc-rs: rcgen writes the
+            // SHA-384 one and `der_patch` rewrites it (see `Signer::sha512_by_patch`).
+            (false, HashAlg::Sha512) => &rcgen::PKCS_ECDSA_P384_SHA384,
         })
     }
 }
@@ -292,6 +298,9 @@ struct Signer<'a> {
     key: &'a CaKey,
     hash: HashAlg,
     alg: &'static SignatureAlgorithm,
+    /// ECDSA with SHA-512: rcgen wrote ecdsa-with-SHA384 into the TBS; the signature must
+    /// cover the TBS as it will finally read (ecdsa-with-SHA512), so patch it first.
+    sha512_by_patch: bool,
 }
 
 impl PublicKeyData for Signer<'_> {
@@ -305,7 +314,79 @@ impl PublicKeyData for Signer<'_> {
 
 impl SigningKey for Signer<'_> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        if self.sha512_by_patch {
+            let mut tbs = msg.to_vec();
+            der_patch::tbs_to_ecdsa_sha512(&mut tbs).map_err(|_| rcgen::Error::RingUnspecified)?;
+            return self
+                .key
+                .sign(self.hash, &tbs)
+                .map_err(|_| rcgen::Error::RingUnspecified);
+        }
         self.key.sign(self.hash, msg).map_err(|_| rcgen::Error::RingUnspecified)
+    }
+}
+
+/// ecdsa-with-SHA512 for certificates rcgen assembled with the ecdsa-with-SHA384
+/// identifier. Hand-written because rcgen only has an ecdsa-with-SHA512 identifier with its
+/// aws-lc-rs backend (a C build this crate avoids); the two AlgorithmIdentifiers have the
+/// same length and differ in the OID's last byte, so DER lengths never change.
+mod der_patch {
+    use super::PkiError;
+
+    /// AlgorithmIdentifier { ecdsa-with-SHA384 (1.2.840.10045.4.3.3) }, no parameters.
+    const ECDSA_SHA384: [u8; 12] = [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+    /// Last OID byte of ecdsa-with-SHA512 (1.2.840.10045.4.3.4).
+    const SHA512_LAST: u8 = 0x04;
+
+    fn bad() -> PkiError {
+        PkiError::Cert("unexpected DER while writing ecdsa-with-SHA512".to_owned())
+    }
+
+    /// (content start, end) of the DER element at `pos`.
+    fn element(buf: &[u8], pos: usize) -> Result<(usize, usize), PkiError> {
+        let first = usize::from(*buf.get(pos + 1).ok_or_else(bad)?);
+        let (len, header) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            if n == 0 || n > 4 {
+                return Err(bad());
+            }
+            let mut len = 0usize;
+            for i in 0..n {
+                len = (len << 8) | usize::from(*buf.get(pos + 2 + i).ok_or_else(bad)?);
+            }
+            (len, 2 + n)
+        };
+        let start = pos + header;
+        let end = start.checked_add(len).filter(|e| *e <= buf.len()).ok_or_else(bad)?;
+        Ok((start, end))
+    }
+
+    fn patch_alg_id(buf: &mut [u8], pos: usize) -> Result<(), PkiError> {
+        if buf.get(pos..pos + ECDSA_SHA384.len()) != Some(&ECDSA_SHA384[..]) {
+            return Err(bad());
+        }
+        buf[pos + ECDSA_SHA384.len() - 1] = SHA512_LAST;
+        Ok(())
+    }
+
+    /// The `signature` field of a TBSCertificate (the element starting at 0).
+    pub(super) fn tbs_to_ecdsa_sha512(tbs: &mut [u8]) -> Result<(), PkiError> {
+        let (mut pos, _) = element(tbs, 0)?;
+        if tbs.get(pos) == Some(&0xa0) {
+            pos = element(tbs, pos)?.1; // [0] version
+        }
+        pos = element(tbs, pos)?.1; // serialNumber
+        patch_alg_id(tbs, pos)
+    }
+
+    /// Both AlgorithmIdentifiers of a Certificate (inside the TBS and after it).
+    pub(super) fn cert_to_ecdsa_sha512(cert: &mut [u8]) -> Result<(), PkiError> {
+        let (tbs_pos, _) = element(cert, 0)?;
+        let (_, tbs_end) = element(cert, tbs_pos)?;
+        tbs_to_ecdsa_sha512(&mut cert[tbs_pos..tbs_end])?;
+        patch_alg_id(cert, tbs_end)
     }
 }
 
@@ -452,9 +533,26 @@ fn oid_string(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
     oid.to_id_string()
 }
 
+/// Whether a CSR must carry a common name. Which one the real service applies is
+/// unconfirmed; the mock runs either (`--csr-cn-rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CnRule {
+    /// A CSR without a common name is refused (`PCA.00020101`): the safe side for a client.
+    #[default]
+    Strict,
+    /// A CSR may have no common name (SAN-only, as istio-csr's workload CSRs).
+    Lenient,
+}
+
+/// Parse and validate a PEM CSR under the strict common-name rule.
+pub fn parse_csr(pem_str: &str) -> Result<ParsedCsr, CsrError> {
+    parse_csr_with(pem_str, CnRule::Strict)
+}
+
 /// Parse and validate a PEM CSR. Checks, in order: PEM/DER shape, key algorithm (the
 /// supported set is RSA2048, RSA4096, EC256, EC384), self-signature, subject, SANs.
-pub fn parse_csr(pem_str: &str) -> Result<ParsedCsr, CsrError> {
+pub fn parse_csr_with(pem_str: &str, cn_rule: CnRule) -> Result<ParsedCsr, CsrError> {
     if pem_str.len() > MAX_CSR_LEN {
         return Err(CsrError::Garbage(format!("csr longer than {MAX_CSR_LEN} characters")));
     }
@@ -482,6 +580,7 @@ pub fn parse_csr(pem_str: &str) -> Result<ParsedCsr, CsrError> {
     // CSR. Strict is the safe side: a client that passes here also passes if the real
     // service insists on a CN.
     match dn.common_name.as_deref() {
+        None | Some("") if cn_rule == CnRule::Lenient => {}
         None | Some("") => return Err(CsrError::BadDn("the CSR subject must contain a common name".into())),
         Some(cn) if cn.chars().count() > 64 => {
             return Err(CsrError::BadDn("common name longer than 64 characters".into()));
@@ -692,16 +791,22 @@ pub(crate) fn sign_params(
     issuer_params.distinguished_name = issuer.dn.to_rcgen().map_err(PkiError::Cert)?;
     issuer_params.key_identifier_method = KeyIdMethod::PreSpecified(issuer.key_id.to_vec());
     issuer_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let sha512_by_patch = !issuer.key.alg.is_rsa() && hash == HashAlg::Sha512;
     let signer = Signer {
         key: issuer.key,
         hash,
         alg: issuer.key.signature_algorithm(hash)?,
+        sha512_by_patch,
     };
     let issuer = Issuer::new(issuer_params, signer);
     let cert = params
         .signed_by(&subject_key, &issuer)
         .map_err(|e| PkiError::Cert(e.to_string()))?;
-    Ok(cert.der().to_vec())
+    let mut der = cert.der().to_vec();
+    if sha512_by_patch {
+        der_patch::cert_to_ecdsa_sha512(&mut der)?;
+    }
+    Ok(der)
 }
 
 /// Issue a certificate for a validated CSR. The caller has already checked validity
@@ -721,7 +826,7 @@ pub fn issue_from_csr(
         not_before,
         not_after,
     );
-    // [unconfirmed] whether PCA copies SANs/EKUs from the CSR (pca-api.md §5/§9.3).
+    // [unconfirmed] whether PCA copies SANs/EKUs from the CSR (docs/pca-behaviour.md, question 3).
     // Copying is what a CSR-based issuer needs (cert-manager puts dnsNames/ipAddresses/
     // usages only in the CSR), so the mock copies them.
     p.subject_alt_names = csr.sans.clone();
@@ -731,7 +836,7 @@ pub fn issue_from_csr(
             // [unconfirmed] basicConstraints is set by the service: CA:FALSE for ENTITY_CERT
             // whatever the CSR asks for (a CSR cannot make itself a CA).
             // Documented default for ENTITY_CERT; the CSR's keyUsage takes precedence.
-            // (§9.10: whether the default also applies to RSA keys is unconfirmed; we apply
+            // (whether the default also applies to RSA keys is unconfirmed; we apply
             // the documented default regardless of key type.)
             p.key_usages = csr
                 .key_usages
@@ -750,7 +855,7 @@ pub fn issue_from_csr(
             p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_length));
         }
     }
-    // Signature hash for CSR issuance is fixed at SHA-384 (pca-api.md §5).
+    // Signature hash for CSR issuance is the documented default SHA-384 (the call has no field).
     sign_params(&p, &csr.spki_der, issuer, HashAlg::Sha384)
 }
 
@@ -810,7 +915,7 @@ pub fn make_ca_csr(dn: &Dn, key: &CaKey) -> Result<Vec<u8>, PkiError> {
     Ok(csr.der().to_vec())
 }
 
-/// PEM with CRLF line endings (the API's output format, pca-api.md §1.4).
+/// PEM with CRLF line endings (the API's output format).
 pub fn pem_crlf(tag: &str, der: &[u8]) -> String {
     let p = pem::Pem::new(tag, der.to_vec());
     pem::encode_config(&p, pem::EncodeConfig::new().set_line_ending(pem::LineEnding::CRLF))
@@ -1044,6 +1149,49 @@ mod tests {
         assert_eq!(again.spki_der(), key.spki_der());
     }
 
+    /// ecdsa-with-SHA512 (rewritten identifier, see `der_patch`): the signature covers the
+    /// final TBS and verifies with SHA-512 on both curves.
+    #[test]
+    fn ec_ca_signs_with_ecdsa_sha512() {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        for alg in [KeyAlgorithm::Ec256, KeyAlgorithm::Ec384] {
+            let key = CaKey::generate(alg).unwrap();
+            let d = dn("sha512 root");
+            let der = make_ca_cert(
+                &CaCertSpec {
+                    dn: &d,
+                    key: &key,
+                    path_length: None,
+                    key_usages: vec![KeyUsagePurpose::KeyCertSign],
+                    not_before: now(),
+                    not_after: now() + time::Duration::days(1),
+                    serial: &random_serial(),
+                    hash: HashAlg::Sha512,
+                },
+                None,
+            )
+            .unwrap();
+            let cert = parse(&der);
+            assert_eq!(cert.signature_algorithm.algorithm.to_id_string(), "1.2.840.10045.4.3.4");
+            assert_eq!(
+                cert.tbs_certificate.signature.algorithm.to_id_string(),
+                "1.2.840.10045.4.3.4"
+            );
+            let digest = Sha512::digest(cert.tbs_certificate.as_ref());
+            let point = cert.public_key().subject_public_key.data.as_ref();
+            let sig = cert.signature_value.data.as_ref();
+            if alg == KeyAlgorithm::Ec256 {
+                let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+                let sig = p256::ecdsa::Signature::from_der(sig).unwrap();
+                vk.verify_prehash(&digest, &sig).unwrap();
+            } else {
+                let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+                let sig = p384::ecdsa::Signature::from_der(sig).unwrap();
+                vk.verify_prehash(&digest, &sig).unwrap();
+            }
+        }
+    }
+
     #[test]
     fn csr_key_algorithms() {
         // EC384 accepted.
@@ -1091,8 +1239,15 @@ mod tests {
         der[n - 5] ^= 0x01;
         let bad = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
         assert_eq!(parse_csr(&bad).unwrap_err(), CsrError::BadSignature);
-        // No CN.
+        // No CN: refused by the strict rule, accepted by the lenient one (but not a long CN).
         assert!(matches!(parse_csr(&csr("", &["x.example"])), Err(CsrError::BadDn(_))));
+        let no_cn = parse_csr_with(&csr("", &["x.example"]), CnRule::Lenient).unwrap();
+        assert_eq!((no_cn.dn.common_name, no_cn.sans.len()), (None, 1));
+        let long = "c".repeat(65);
+        assert!(matches!(
+            parse_csr_with(&csr(&long, &[]), CnRule::Lenient),
+            Err(CsrError::BadDn(_))
+        ));
         // CRLF PEM is fine.
         assert!(parse_csr(&good.replace('\n', "\r\n")).is_ok());
     }

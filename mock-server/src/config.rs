@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::auth::Credential;
-use crate::ca::KeyAlgorithm;
+use crate::ca::{CnRule, HashAlg, KeyAlgorithm};
 
 /// Offline stand-in for Huawei Cloud CCM Private CA (PCA).
 ///
@@ -49,9 +49,37 @@ pub struct Cli {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=6))]
     pub ca_path_length: u32,
 
-    /// Key algorithm of the --ca CAs: RSA2048, RSA4096, EC256 or EC384.
+    /// Key algorithm of the seeded CAs: RSA2048, RSA4096, EC256 or EC384.
     #[arg(long, default_value = "EC256")]
     pub ca_key_algorithm: KeyAlgorithm,
+
+    /// Signature algorithm of the seeded CAs' certificates: SHA256, SHA384 or SHA512.
+    #[arg(long, default_value = "SHA384")]
+    pub ca_signature_algorithm: HashAlg,
+
+    /// Like --ca, but the subordinate has gen_mode CSR (its key is on the user's side):
+    /// ACTIVED, yet it cannot issue. Repeatable.
+    #[arg(long = "csr-ca", value_name = "ID")]
+    pub csr_cas: Vec<String>,
+
+    /// Like --ca, but the subordinate is frozen (freeze_flag 1): ACTIVED, yet it cannot
+    /// issue. Repeatable.
+    #[arg(long = "frozen-ca", value_name = "ID")]
+    pub frozen_cas: Vec<String>,
+
+    /// Serve IAM (/v3/auth/domains) and STS (/v5/caller-identity) on this second address
+    /// (its base URL is the second stdout line); the PCA address then answers them 404.
+    #[arg(long, value_name = "ADDR")]
+    pub iam_listen: Option<SocketAddr>,
+
+    /// IAM lists no domain, so clients must fall back to STS GetCallerIdentity.
+    #[arg(long)]
+    pub iam_no_domain: bool,
+
+    /// Common-name rule for CSRs: strict (a CN is required) or lenient (SAN-only CSRs are
+    /// accepted). The real service's rule is unconfirmed.
+    #[arg(long, value_enum, default_value_t = CnRule::Strict)]
+    pub csr_cn_rule: CnRule,
 
     /// Keep CAs (with keys) and certificates in this JSON file across restarts.
     #[arg(long, value_name = "FILE")]
@@ -71,6 +99,28 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Every CA pair to seed: --ca, --csr-ca, --frozen-ca.
+    pub fn seeds(&self) -> Vec<crate::seed::SeedCa> {
+        use crate::seed::{SeedCa, SeedKind};
+        let kinds = [
+            (&self.cas, SeedKind::Hosted),
+            (&self.csr_cas, SeedKind::CsrSubordinate),
+            (&self.frozen_cas, SeedKind::Frozen),
+        ];
+        kinds
+            .into_iter()
+            .flat_map(|(ids, kind)| {
+                ids.iter().map(move |id| SeedCa {
+                    id: id.clone(),
+                    key_algorithm: self.ca_key_algorithm,
+                    signature_algorithm: self.ca_signature_algorithm,
+                    path_length: self.ca_path_length,
+                    kind,
+                })
+            })
+            .collect()
+    }
+
     /// All credentials, permanent and temporary.
     pub fn all_credentials(&self) -> Vec<Credential> {
         self.credentials

@@ -6,7 +6,13 @@ use std::sync::Arc;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{
-    Mock, MockConfig, auth::Credential, ca::KeyAlgorithm, faults::FaultPlan, state::Store, stats::StatsSnapshot,
+    Mock, MockConfig, Surface,
+    auth::Credential,
+    ca::{CnRule, KeyAlgorithm},
+    faults::FaultPlan,
+    seed::SeedCa,
+    state::Store,
+    stats::StatsSnapshot,
 };
 
 /// What to start.
@@ -14,28 +20,47 @@ use crate::{
 pub struct EmbeddedOptions {
     /// Accepted credentials.
     pub credentials: Vec<Credential>,
-    /// Sub-CA ids to seed, each with its own root: `(id, key algorithm, path length)`.
+    /// Sub-CA ids to seed, each with its own root: `(id, key algorithm, path length)`
+    /// (hosted keys, SHA-384 signatures).
     pub cas: Vec<(String, KeyAlgorithm, u32)>,
+    /// More CA pairs to seed, with a chosen signature algorithm and kind (gen_mode CSR,
+    /// frozen).
+    pub seeds: Vec<SeedCa>,
     /// Serve HTTPS with a fresh self-signed CA.
     pub tls: bool,
     /// Answer 429 above this many requests per second.
     pub max_tps: Option<u64>,
     /// Certificate quota (default 100000).
     pub cert_quota: Option<u64>,
+    /// Serve IAM (`/v3/auth/domains`) and STS (`/v5/caller-identity`) on a second address
+    /// ([`Embedded::iam_url`]); the PCA address then answers them with the gateway's 404.
+    pub iam_listener: bool,
+    /// IAM lists no domain (clients must fall back to STS).
+    pub iam_lists_no_domain: bool,
+    /// Whether CSRs need a common name (default strict).
+    pub csr_cn_rule: CnRule,
+}
+
+/// One bound address and the server task on it.
+struct Listener {
+    addr: std::net::SocketAddr,
+    surface: Surface,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
 }
 
 /// A running embedded mock.
 pub struct Embedded {
     /// Base URL, e.g. `https://127.0.0.1:41234`.
     pub url: String,
+    /// Base URL of the IAM/STS listener when `iam_listener` was requested.
+    pub iam_url: Option<String>,
     /// PEM of the TLS CA when `tls` was requested.
     pub tls_ca_pem: Option<String>,
     /// The mock's state.
     pub mock: Arc<Mock>,
-    addr: std::net::SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    listeners: Vec<Listener>,
 }
 
 impl Embedded {
@@ -45,17 +70,25 @@ impl Embedded {
         let mut config = MockConfig {
             credentials: options.credentials,
             max_tps: options.max_tps,
+            iam_lists_no_domain: options.iam_lists_no_domain,
+            csr_cn_rule: options.csr_cn_rule,
             ..MockConfig::default()
         };
         if let Some(q) = options.cert_quota {
             config.cert_quota = q;
         }
         let mock = Mock::new(config, Store::in_memory());
+        let seeds: Vec<SeedCa> = options
+            .cas
+            .iter()
+            .map(|(id, alg, path_length)| SeedCa::new(id.clone(), *alg, *path_length))
+            .chain(options.seeds.iter().cloned())
+            .collect();
         {
-            let (mock, cas) = (mock.clone(), options.cas.clone());
+            let mock = mock.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                for (id, alg, path_length) in &cas {
-                    mock.seed_ca(id, *alg, *path_length)?;
+                for seed in &seeds {
+                    mock.seed(seed)?;
                 }
                 Ok(())
             })
@@ -67,51 +100,79 @@ impl Embedded {
         } else {
             (None, None)
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let surfaces: &[Surface] = if options.iam_listener {
+            &[Surface::Pca, Surface::Iam]
+        } else {
+            &[Surface::All]
+        };
         let mut embedded = Self {
-            url: crate::base_url(addr, tls.is_some()),
+            url: String::new(),
+            iam_url: None,
             tls_ca_pem,
             mock,
-            addr,
             tls,
-            stop: None,
-            task: None,
+            listeners: Vec::new(),
         };
-        embedded.serve_on(listener);
+        for &surface in surfaces {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let url = crate::base_url(addr, embedded.tls.is_some());
+            match surface {
+                Surface::Iam => embedded.iam_url = Some(url),
+                _ => embedded.url = url,
+            }
+            let mut l = Listener {
+                addr,
+                surface,
+                stop: None,
+                task: None,
+            };
+            embedded.serve_on(&mut l, listener);
+            embedded.listeners.push(l);
+        }
         Ok(embedded)
     }
 
-    fn serve_on(&mut self, listener: tokio::net::TcpListener) {
+    fn serve_on(&self, l: &mut Listener, listener: tokio::net::TcpListener) {
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = crate::app(self.mock.clone());
+        let app = crate::app_for(self.mock.clone(), l.surface);
         let tls = self.tls.clone();
-        self.task = Some(tokio::spawn(async move {
+        l.task = Some(tokio::spawn(async move {
             let _ = crate::serve(listener, app, tls, async {
                 let _ = stopped.await;
             })
             .await;
         }));
-        self.stop = Some(stop);
+        l.stop = Some(stop);
     }
 
-    /// Simulates an outage: stops accepting (in-flight requests finish) and frees the port.
+    /// Simulates an outage: stops accepting on every address (in-flight requests finish)
+    /// and frees the ports, so connections are refused.
     pub async fn pause(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
+        for l in &mut self.listeners {
+            if let Some(s) = l.stop.take() {
+                let _ = s.send(());
+            }
+            if let Some(t) = l.task.take() {
+                let _ = t.await;
+            }
         }
     }
 
-    /// Ends an outage: serves the same state on the same address again.
+    /// Ends an outage: serves the same state on the same addresses again.
     pub async fn resume(&mut self) -> std::io::Result<()> {
-        if self.task.is_none() {
-            let listener = tokio::net::TcpListener::bind(self.addr).await?;
-            self.serve_on(listener);
+        let mut listeners = std::mem::take(&mut self.listeners);
+        let mut result = Ok(());
+        for l in &mut listeners {
+            if l.task.is_none() {
+                match tokio::net::TcpListener::bind(l.addr).await {
+                    Ok(listener) => self.serve_on(l, listener),
+                    Err(e) => result = Err(e),
+                }
+            }
         }
-        Ok(())
+        self.listeners = listeners;
+        result
     }
 
     /// Counters, as `/_mock/stats` reports them.
@@ -136,7 +197,7 @@ impl Embedded {
         self.mock.faults.set(plan)
     }
 
-    /// Stops serving and waits for the server task.
+    /// Stops serving and waits for the server tasks.
     pub async fn stop(mut self) {
         self.pause().await;
     }
@@ -144,8 +205,13 @@ impl Embedded {
 
 impl Drop for Embedded {
     fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+        for l in &mut self.listeners {
+            if let Some(s) = l.stop.take() {
+                let _ = s.send(());
+            }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

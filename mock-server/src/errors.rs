@@ -1,4 +1,4 @@
-//! The two error body shapes of the real API (pca-api.md §3).
+//! The two error body shapes of the real API (docs/pca-behaviour.md, "Errors").
 //!
 //! * Gateway (APIG) errors: `{"error_code":"APIGW.xxxx","error_msg":"…","request_id":"…"}`.
 //! * Service (PCA) errors:  `{"error_code":"PCA.xxxxxxxx","error_msg":"…"}`.
@@ -6,7 +6,7 @@
 //! Both carry the request id in the `X-Request-Id` response header.
 //!
 //! Codes marked "mock-chosen" are not in the part of the official error table that could
-//! be read (pca-api.md §9.1); they are plausible, stable, and documented in the README.
+//! be read; they are plausible, stable, and listed in mock-server/README.md.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,5 +1,6 @@
 //! Fault injection (`/_mock/faults`) and the `--max-tps` gateway throttle.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,6 +36,32 @@ pub struct FaultPlan {
     pub operations: Option<Vec<String>>,
     /// Answers that are wrong on purpose (one mode at a time); `None` = honest answers.
     pub hostile: Option<HostilePlan>,
+    /// Render these fields as JSON `null` in successful answers (the SDKs' response models
+    /// make every field optional), for lenient-decoding tests; `None` = off.
+    pub null_fields: Option<NullFields>,
+}
+
+/// Which fields of which answers read `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullFields {
+    /// Field names, matched at any depth; `"*"` = every field (objects keep their keys,
+    /// arrays their length, every value inside is `null`).
+    pub fields: Vec<String>,
+    /// SDK operation names; `None` = every operation.
+    #[serde(default)]
+    pub operations: Option<Vec<String>>,
+}
+
+impl NullFields {
+    /// The fields `operation`'s answer should have nulled, if any.
+    pub fn for_operation(&self, operation: &str) -> Option<&[String]> {
+        let selected = self
+            .operations
+            .as_ref()
+            .is_none_or(|ops| ops.iter().any(|o| o == operation));
+        selected.then_some(self.fields.as_slice())
+    }
 }
 
 /// A hostile-answer setting: which lie, told to which operations.
@@ -214,6 +241,16 @@ impl Faults {
         }
     }
 
+    /// The fields to render `null` in `operation`'s answer (empty = none).
+    pub fn null_fields_for(&self, operation: &str) -> Vec<String> {
+        let g = self.lock();
+        g.null_fields
+            .as_ref()
+            .and_then(|n| n.for_operation(operation))
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// The hostile-answer setting for `operation`, if any.
     pub fn hostile_for(&self, operation: &str) -> Option<HostilePlan> {
         self.lock().hostile.clone().filter(|h| h.targets(operation))
@@ -269,18 +306,25 @@ impl Outage {
     }
 }
 
-/// Fixed one-second window request limiter (`--max-tps`).
+/// The `--max-tps` gateway throttle: fixed one-second (wall-clock) windows of `limit`
+/// requests per access key — the gateway's "policy user over ratelimit,limit:N,time:1
+/// second" [unconfirmed: per user/AK rather than per account]. Requests without a
+/// readable AK share one window.
 #[derive(Debug)]
 pub struct Throttle {
     limit: u64,
-    window: Mutex<(u64, u64)>,
+    /// AK → (second, requests admitted in it).
+    windows: Mutex<HashMap<String, (u64, u64)>>,
 }
+
+/// Forget windows of past seconds once this many AKs are tracked (bounded memory).
+const MAX_TRACKED_KEYS: usize = 4096;
 
 impl Throttle {
     pub fn new(limit: u64) -> Self {
         Self {
             limit,
-            window: Mutex::new((0, 0)),
+            windows: Mutex::new(HashMap::new()),
         }
     }
 
@@ -288,20 +332,32 @@ impl Throttle {
         self.limit
     }
 
-    /// Admit one request at `now`?
+    /// Admit one request at `now` (any access key)?
     pub fn admit(&self, now: SystemTime) -> bool {
+        self.admit_for("", now)
+    }
+
+    /// Admit one request of access key `ak` at `now`?
+    pub fn admit_for(&self, ak: &str, now: SystemTime) -> bool {
         let sec = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let mut g = match self.window.lock() {
+        let mut g = match self.windows.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if g.0 != sec {
-            *g = (sec, 0);
+        if g.len() >= MAX_TRACKED_KEYS && !g.contains_key(ak) {
+            g.retain(|_, (s, _)| *s == sec);
         }
-        if g.1 >= self.limit {
+        let window = match g.get_mut(ak) {
+            Some(w) => w,
+            None => g.entry(ak.to_owned()).or_insert((sec, 0)),
+        };
+        if window.0 != sec {
+            *window = (sec, 0);
+        }
+        if window.1 >= self.limit {
             false
         } else {
-            g.1 += 1;
+            window.1 += 1;
             true
         }
     }
@@ -314,7 +370,7 @@ mod tests {
     #[test]
     fn plan_json_and_validation() {
         let p: FaultPlan = serde_json::from_str(
-            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"hostile":null}"#,
+            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"hostile":null,"null_fields":null}"#,
         )
         .unwrap();
         assert_eq!(p, FaultPlan::default());
@@ -398,6 +454,54 @@ mod tests {
         assert_eq!(f.before("Anything").1, Injected::ServerError);
         f.reset();
         assert_eq!(f.before("Anything"), (None, Injected::None));
+    }
+
+    /// Sustained load far above the limit: every wall-clock second admits exactly `limit`
+    /// requests, whatever the phase of the load (the gateway's "limit:N,time:1 second").
+    #[test]
+    fn throttle_under_sustained_load_admits_the_limit_each_second() {
+        for (limit, per_second) in [(5_u64, 100_u64), (20, 1000), (100, 250)] {
+            let t = Throttle::new(limit);
+            let start = UNIX_EPOCH + Duration::from_millis(1_700_000_000_321);
+            let mut admitted_by_second = std::collections::BTreeMap::<u64, u64>::new();
+            for i in 0..per_second * 10 {
+                let at = start + Duration::from_micros(i * 1_000_000 / per_second);
+                if t.admit(at) {
+                    let sec = at.duration_since(UNIX_EPOCH).unwrap().as_secs();
+                    *admitted_by_second.entry(sec).or_default() += 1;
+                }
+            }
+            // 11 wall-clock seconds are touched (the load starts mid-second): the nine full
+            // ones admit exactly the limit, the partial ones at most the limit.
+            let counts: Vec<u64> = admitted_by_second.values().copied().collect();
+            assert_eq!(counts.len(), 11);
+            assert!(counts[1..10].iter().all(|n| *n == limit), "{limit}: {counts:?}");
+            assert!(counts.iter().all(|n| *n <= limit), "{limit}: {counts:?}");
+        }
+    }
+
+    #[test]
+    fn throttle_is_per_access_key() {
+        let t = Throttle::new(2);
+        let now = UNIX_EPOCH + Duration::from_secs(100);
+        assert!(t.admit_for("AK1", now) && t.admit_for("AK1", now));
+        assert!(!t.admit_for("AK1", now));
+        assert!(t.admit_for("AK2", now), "another key has its own window");
+        for i in 0..MAX_TRACKED_KEYS * 2 {
+            t.admit_for(&format!("k{i}"), now + Duration::from_secs(1 + i as u64 / 1000));
+        }
+        assert!(
+            t.windows.lock().unwrap().len() <= MAX_TRACKED_KEYS + 1000,
+            "old windows are forgotten"
+        );
+    }
+
+    /// Below the limit nothing is refused.
+    #[test]
+    fn throttle_admits_everything_below_the_limit() {
+        let t = Throttle::new(10);
+        let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert!((0..90).all(|i| t.admit(start + Duration::from_millis(i * 110))));
     }
 
     #[test]

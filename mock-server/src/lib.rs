@@ -15,6 +15,7 @@ pub mod errors;
 pub mod faults;
 pub mod forge;
 pub mod routes;
+pub mod seed;
 pub mod server;
 pub mod state;
 pub mod stats;
@@ -26,11 +27,10 @@ pub mod tls;
 use std::sync::Arc;
 
 pub use config::Cli;
-pub use routes::app;
+pub use routes::{Surface, app, app_for};
 pub use server::{PeerAddr, base_url, serve};
 
-use ca::{CaCertSpec, CaKey, Dn, HashAlg, IssuerMaterial, KeyAlgorithm};
-use state::{CaRecord, CaStatus, CaType, CrlConfig, GenMode, Store};
+use state::Store;
 
 /// Settings of a mock instance (everything except networking).
 #[derive(Debug, Clone)]
@@ -39,6 +39,10 @@ pub struct MockConfig {
     pub max_tps: Option<u64>,
     pub ca_quota: u64,
     pub cert_quota: u64,
+    /// IAM `GET /v3/auth/domains` lists no domain (clients must fall back to STS).
+    pub iam_lists_no_domain: bool,
+    /// Whether a CSR must carry a common name.
+    pub csr_cn_rule: ca::CnRule,
 }
 
 impl Default for MockConfig {
@@ -48,6 +52,8 @@ impl Default for MockConfig {
             max_tps: None,
             ca_quota: 100,
             cert_quota: 100_000,
+            iam_lists_no_domain: false,
+            csr_cn_rule: ca::CnRule::Strict,
         }
     }
 }
@@ -79,177 +85,12 @@ impl Mock {
     }
 
     /// The account id new CAs are attributed to.
-    fn default_domain(&self) -> String {
+    pub(crate) fn default_domain(&self) -> String {
         self.config
             .credentials
             .first()
             .map(auth::Credential::effective_domain_id)
             .unwrap_or_default()
-    }
-
-    /// Create an ACTIVED root and an ACTIVED subordinate CA whose id is `sub_id` (no-op
-    /// if `sub_id` already exists). Blocking (key generation): call at start-up.
-    pub fn seed_ca(&self, sub_id: &str, alg: KeyAlgorithm, path_length: u32) -> anyhow::Result<()> {
-        if !routes::params::is_uuid(sub_id) {
-            anyhow::bail!(
-                "--ca {sub_id:?} is not a lowercase UUID ([0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}})"
-            );
-        }
-        if path_length < 1 {
-            anyhow::bail!("--ca-path-length must be at least 1");
-        }
-        if let Some(existing) = self.store.get_ca(sub_id) {
-            tracing::info!(
-                ca_id = sub_id,
-                status = existing.status.as_str(),
-                "CA already present in state; reusing it"
-            );
-            return Ok(());
-        }
-        let domain = self.default_domain();
-        let short = &sub_id[..8];
-        let now = timeutil::ms_to_datetime(timeutil::now_ms()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        // Backdate CA validity a little so clients with a slightly slow clock accept them.
-        let start = now - time::Duration::minutes(5);
-
-        let root_key = Arc::new(CaKey::generate(alg)?);
-        let root_dn = mock_dn(&format!("ccm-mock-pca Root CA {short}"));
-        let root_serial = ca::random_serial();
-        let root_end = timeutil::add_months(start, 20 * 12).ok_or_else(|| anyhow::anyhow!("date overflow"))?;
-        let root_der = ca::make_ca_cert(
-            &CaCertSpec {
-                dn: &root_dn,
-                key: &root_key,
-                path_length: None,
-                key_usages: vec![
-                    rcgen::KeyUsagePurpose::DigitalSignature,
-                    rcgen::KeyUsagePurpose::KeyCertSign,
-                    rcgen::KeyUsagePurpose::CrlSign,
-                ],
-                not_before: start,
-                not_after: root_end,
-                serial: &root_serial,
-                hash: HashAlg::Sha384,
-            },
-            None,
-        )?;
-        let root_id = uuid::Uuid::new_v4().to_string();
-        let root = seeded_record(
-            &root_id,
-            CaType::Root,
-            7,
-            None,
-            &root_dn,
-            &root_key,
-            &root_serial,
-            start,
-            root_end,
-            root_der,
-            &domain,
-        );
-
-        let sub_key = Arc::new(CaKey::generate(alg)?);
-        let sub_dn = mock_dn(&format!("ccm-mock-pca Sub CA {short}"));
-        let sub_serial = ca::random_serial();
-        let sub_end = timeutil::add_months(start, 10 * 12).ok_or_else(|| anyhow::anyhow!("date overflow"))?;
-        let root_kid = root_key.key_id();
-        let sub_der = ca::make_ca_cert(
-            &CaCertSpec {
-                dn: &sub_dn,
-                key: &sub_key,
-                path_length: Some(u8::try_from(path_length)?),
-                key_usages: vec![
-                    rcgen::KeyUsagePurpose::DigitalSignature,
-                    rcgen::KeyUsagePurpose::KeyCertSign,
-                    rcgen::KeyUsagePurpose::CrlSign,
-                ],
-                not_before: start,
-                not_after: sub_end,
-                serial: &sub_serial,
-                hash: HashAlg::Sha384,
-            },
-            Some(&IssuerMaterial {
-                dn: &root_dn,
-                key_id: &root_kid,
-                key: &root_key,
-            }),
-        )?;
-        let sub = seeded_record(
-            sub_id,
-            CaType::Subordinate,
-            path_length,
-            Some((&root_id, root_dn.cn())),
-            &sub_dn,
-            &sub_key,
-            &sub_serial,
-            start,
-            sub_end,
-            sub_der,
-            &domain,
-        );
-        self.store.insert_ca(root);
-        self.store.insert_ca(sub);
-        tracing::info!(
-            ca_id = sub_id,
-            root_id,
-            key_algorithm = alg.as_str(),
-            path_length,
-            "created CA pair"
-        );
-        Ok(())
-    }
-}
-
-fn mock_dn(cn: &str) -> Dn {
-    Dn {
-        common_name: Some(cn.to_owned()),
-        country: Some("CN".to_owned()),
-        state: Some("Guangdong".to_owned()),
-        locality: Some("Shenzhen".to_owned()),
-        organization: Some("ccm-mock-pca".to_owned()),
-        organizational_unit: Some("Private CA".to_owned()),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn seeded_record(
-    id: &str,
-    ca_type: CaType,
-    path_length: u32,
-    issuer: Option<(&str, &str)>,
-    dn: &Dn,
-    key: &Arc<CaKey>,
-    serial: &[u8],
-    not_before: time::OffsetDateTime,
-    not_after: time::OffsetDateTime,
-    der: Vec<u8>,
-    domain: &str,
-) -> CaRecord {
-    CaRecord {
-        ca_id: id.to_owned(),
-        ca_type,
-        status: CaStatus::Actived,
-        path_length,
-        issuer_id: issuer.map(|(i, _)| i.to_owned()),
-        issuer_name: issuer.map(|(_, n)| n.to_owned()),
-        key_algorithm: key.alg,
-        signature_algorithm: HashAlg::Sha384,
-        gen_mode: GenMode::Generate,
-        serial_number: ca::serial_hex(serial),
-        create_time: timeutil::now_ms(),
-        delete_time: 0,
-        not_before: timeutil::datetime_to_ms(not_before),
-        not_after: timeutil::datetime_to_ms(not_after),
-        dn: dn.clone(),
-        crl: CrlConfig::default(),
-        enterprise_project_id: "0".to_owned(),
-        hidden: false,
-        domain_id: domain.to_owned(),
-        cert_der: Some(der.into()),
-        key_pkcs8: Some(key.pkcs8_der().into()),
-        key_id: key.key_id(),
-        key: Some(key.clone()),
-        revoke_reason: None,
     }
 }
 
@@ -268,16 +109,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         max_tps: cli.max_tps,
         ca_quota: cli.ca_quota,
         cert_quota: cli.cert_quota,
+        iam_lists_no_domain: cli.iam_no_domain,
+        csr_cn_rule: cli.csr_cn_rule,
     };
     if config.credentials.is_empty() {
         tracing::warn!("no --credential given: every Huawei API call will be rejected with 401");
     }
     let mock = Mock::new(config, store);
     {
-        let (mock, cli2) = (mock.clone(), cli.clone());
+        let (mock, seeds) = (mock.clone(), cli.seeds());
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            for id in &cli2.cas {
-                mock.seed_ca(id, cli2.ca_key_algorithm, cli2.ca_path_length)?;
+            for seed in &seeds {
+                mock.seed(seed)?;
             }
             Ok(())
         })
@@ -301,17 +144,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
 
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    let addr = listener.local_addr()?;
-    let url = base_url(addr, tls.is_some());
+    let url = base_url(listener.local_addr()?, tls.is_some());
+    let iam_listener = match cli.iam_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{url}")?;
+        if let Some(l) = &iam_listener {
+            writeln!(out, "{}", base_url(l.local_addr()?, tls.is_some()))?;
+        }
         out.flush()?;
     }
-    tracing::info!(%url, "ccm-mock-pca listening");
+    tracing::info!(%url, separate_iam = iam_listener.is_some(), "ccm-mock-pca listening");
 
+    // One signal stops every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
     let writer = tokio::spawn(mock.store.clone().run_writer());
-    serve(listener, app(mock.clone()), tls, shutdown_signal()).await?;
+    let iam = iam_listener.map(|l| {
+        let app = app_for(mock.clone(), Surface::Iam);
+        tokio::spawn(serve(l, app, tls.clone(), stopped(stop_rx.clone())))
+    });
+    let surface = if iam.is_some() { Surface::Pca } else { Surface::All };
+    serve(listener, app_for(mock.clone(), surface), tls, stopped(stop_rx)).await?;
+    if let Some(iam) = iam {
+        iam.await??;
+    }
     writer.abort();
     mock.store.flush()?;
     tracing::info!("bye");

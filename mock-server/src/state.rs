@@ -161,6 +161,9 @@ pub struct CaRecord {
     pub key_algorithm: KeyAlgorithm,
     pub signature_algorithm: HashAlg,
     pub gen_mode: GenMode,
+    /// 0 = not frozen; any other value = frozen (the SDK: "other values reserved").
+    #[serde(default)]
+    pub freeze_flag: i32,
     pub serial_number: String,
     pub create_time: i64,
     pub delete_time: i64,
@@ -169,7 +172,7 @@ pub struct CaRecord {
     pub dn: Dn,
     pub crl: CrlConfig,
     pub enterprise_project_id: String,
-    /// CSR-issued intermediate (§2.3): not listed, no CA quota, key held by the user.
+    /// CSR-issued intermediate: not listed, no CA quota, key held by the user.
     pub hidden: bool,
     pub domain_id: String,
     #[serde(with = "b64", default)]

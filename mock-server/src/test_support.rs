@@ -323,6 +323,20 @@ pub fn control(method: &str, path: &str, body: &str) -> Request<Body> {
 }
 
 impl Harness {
+    /// Replace the fault plan (valid plans only).
+    pub fn set_faults(&self, plan: crate::faults::FaultPlan) {
+        self.mock.faults.set(plan).unwrap();
+    }
+
+    /// Answer `operation` with injected 429s only.
+    pub fn fail_with_429(&self, operation: &str) {
+        self.set_faults(crate::faults::FaultPlan {
+            rate_429: 1.0,
+            operations: Some(vec![operation.to_owned()]),
+            ..Default::default()
+        });
+    }
+
     /// Export a certificate in JSON mode (`{"is_compressed": "false", "type": "OTHER"}`).
     pub async fn export_cert(&self, id: &str) -> Resp {
         self.call(

@@ -28,6 +28,12 @@ struct MockProcess {
 
 impl MockProcess {
     fn start(args: &[&str]) -> Self {
+        Self::start_reading(args, 1).0
+    }
+
+    /// Start and read `lines` stdout lines (the PCA URL, then the IAM URL with
+    /// `--iam-listen`).
+    fn start_reading(args: &[&str], lines: usize) -> (Self, Vec<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ccm-mock-pca"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
@@ -38,21 +44,31 @@ impl MockProcess {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            let mut reader = BufReader::new(stdout);
+            for _ in 0..lines {
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let _ = tx.send(line);
+            }
         });
         let mut guard = Self {
             child: Some(child),
             url: String::new(),
             addr: "127.0.0.1:1".parse().unwrap(),
         };
-        let line = rx.recv_timeout(Duration::from_secs(120)).expect("mock printed no URL");
-        let url = line.trim().to_owned();
+        let printed: Vec<String> = (0..lines)
+            .map(|_| {
+                rx.recv_timeout(Duration::from_secs(120))
+                    .expect("mock printed no URL")
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        let url = printed[0].clone();
         let hostport = url.split("://").nth(1).expect("URL has a scheme");
         guard.addr = hostport.parse().expect("URL authority is an address");
         guard.url = url;
-        guard
+        (guard, printed)
     }
 
     fn pid(&self) -> u32 {
@@ -427,4 +443,45 @@ fn invalid_flags_fail_fast() {
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(out.stdout.is_empty(), "{args:?} printed a URL");
     }
+}
+
+/// `--iam-listen` prints a second URL that serves IAM and STS (and the PCA URL does not);
+/// `--iam-no-domain` empties the domain list; `--csr-ca`/`--frozen-ca` seed CAs that look
+/// ACTIVED but cannot issue; `--ca-signature-algorithm` signs the CA certificates.
+#[test]
+fn separate_iam_listener_and_ca_kinds_from_flags() {
+    const CSR_CA: &str = "22222222-3333-4444-8555-666666666666";
+    let (m, lines) = MockProcess::start_reading(
+        &[
+            "--credential",
+            &format!("{AK}:{SK}:{DOMAIN}"),
+            "--ca",
+            CA_ID,
+            "--csr-ca",
+            CSR_CA,
+            "--iam-listen",
+            "127.0.0.1:0",
+            "--iam-no-domain",
+            "--ca-signature-algorithm",
+            "SHA512",
+        ],
+        2,
+    );
+    let iam: SocketAddr = lines[1].trim_start_matches("http://").parse().unwrap();
+    assert_ne!(iam, m.addr);
+    let host = iam.to_string();
+    let (status, domains) = exchange(iam, &signed_request(&host, "GET", "/v3/auth/domains", &[], b"")).unwrap();
+    assert_eq!((status, domains["domains"].clone()), (200, json!([])));
+    let (status, who) = exchange(iam, &signed_request(&host, "GET", "/v5/caller-identity", &[], b"")).unwrap();
+    assert_eq!((status, who["account_id"].clone()), (200, json!(DOMAIN)));
+    let pca_host = m.addr.to_string();
+    let on_pca = exchange(m.addr, &signed_request(&pca_host, "GET", "/v3/auth/domains", &[], b"")).unwrap();
+    assert_eq!((on_pca.0, on_pca.1["error_code"].clone()), (404, json!("APIGW.0101")));
+    let path = format!("/v1/private-certificate-authorities/{CSR_CA}");
+    let (status, show) = exchange(m.addr, &signed_request(&pca_host, "GET", &path, &[], b"")).unwrap();
+    assert_eq!(
+        (status, show["gen_mode"].clone(), show["signature_algorithm"].clone()),
+        (200, json!("CSR"), json!("SHA512"))
+    );
+    assert_eq!(issue(&m, "ok.example").unwrap().0, 200, "the --ca one issues");
 }

@@ -33,6 +33,9 @@ from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcore.region.region import Region
 from huaweicloudsdkccm.v1 import (
     CcmClient,
+    CreateCertificateAuthorityRequest,
+    CreateCertificateAuthorityRequestBody,
+    DistinguishedName,
     CreateCertificateByCsrRequest,
     CreateCertificateByCsrRequestBody,
     DeleteCertificateRequest,
@@ -71,13 +74,15 @@ class MockServer:
     url: str
     ca_pem: Path
     proc: subprocess.Popen
+    iam_url: str | None = None
 
 
-def _read_first_line(proc: subprocess.Popen, timeout: float) -> str:
+def _read_lines(proc: subprocess.Popen, count: int, timeout: float) -> list[str]:
+    """The first `count` stdout lines: the PCA URL, then (with --iam-listen) the IAM URL."""
     deadline = time.monotonic() + timeout
     buf = b""
     fd = proc.stdout.fileno()
-    while b"\n" not in buf:
+    while buf.count(b"\n") < count:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or proc.poll() is not None:
             raise RuntimeError(f"mock did not print its URL (exit={proc.poll()}, got {buf!r})")
@@ -87,32 +92,24 @@ def _read_first_line(proc: subprocess.Popen, timeout: float) -> str:
             if not chunk:
                 raise RuntimeError("mock closed stdout before printing its URL")
             buf += chunk
-    return buf.split(b"\n", 1)[0].decode().strip()
+    return [line.decode().strip() for line in buf.split(b"\n")[:count]]
 
 
-@pytest.fixture(scope="module")
-def mock(tmp_path_factory) -> MockServer:
+def _start_mock(tmp_path_factory, extra: list[str], lines: int = 1):
     if not MOCK_BIN.exists():
         pytest.fail(f"mock binary not found at {MOCK_BIN}; run `cargo build -p ccm-mock-pca` or set CCM_MOCK_PCA_BIN")
     work = tmp_path_factory.mktemp("ccm-mock")
     ca_pem = work / "tls-ca.pem"
     log = open(work / "mock.log", "wb")
     proc = subprocess.Popen(
-        [
-            str(MOCK_BIN),
-            "--listen", "127.0.0.1:0",
-            "--tls", "--tls-ca-out", str(ca_pem),
-            "--credential", f"{AK}:{SK}:{DOMAIN}",
-            "--credential", f"{AK2}:{SK2}:{DOMAIN2}",
-            "--ca", CA_ID,
-        ],
+        [str(MOCK_BIN), "--listen", "127.0.0.1:0", "--tls", "--tls-ca-out", str(ca_pem), *extra],
         stdout=subprocess.PIPE,
         stderr=log,
     )
     try:
-        url = _read_first_line(proc, timeout=60)
-        assert url.startswith("https://127.0.0.1:"), url
-        yield MockServer(url=url, ca_pem=ca_pem, proc=proc)
+        urls = _read_lines(proc, lines, timeout=60)
+        assert all(u.startswith("https://127.0.0.1:") for u in urls), urls
+        yield MockServer(url=urls[0], ca_pem=ca_pem, proc=proc, iam_url=urls[1] if lines > 1 else None)
     finally:
         proc.terminate()
         try:
@@ -121,6 +118,37 @@ def mock(tmp_path_factory) -> MockServer:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def mock(tmp_path_factory) -> MockServer:
+    yield from _start_mock(
+        tmp_path_factory,
+        ["--credential", f"{AK}:{SK}:{DOMAIN}", "--credential", f"{AK2}:{SK2}:{DOMAIN2}", "--ca", CA_ID],
+    )
+
+
+# A second mock: IAM/STS on their own listener, IAM listing no domain, and CAs that look
+# ACTIVED but cannot issue.
+CSR_CA_ID = "22222222-3333-4444-8555-666666666666"
+# Its own account: the SDK caches discovered domain ids per AK across clients.
+AK3 = "CONFORMANCEAK00000003"
+SK3 = "conformance-secret-key-0000000000000003"
+DOMAIN3 = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+FROZEN_CA_ID = "33333333-4444-4555-8666-777777777777"
+
+
+@pytest.fixture(scope="module")
+def split_mock(tmp_path_factory) -> MockServer:
+    yield from _start_mock(
+        tmp_path_factory,
+        [
+            "--credential", f"{AK}:{SK}:{DOMAIN}", "--credential", f"{AK3}:{SK3}:{DOMAIN3}",
+            "--ca", CA_ID, "--csr-ca", CSR_CA_ID, "--frozen-ca", FROZEN_CA_ID,
+            "--iam-listen", "127.0.0.1:0", "--iam-no-domain",
+        ],
+        lines=2,
+    )
 
 
 def http_config(mock: MockServer) -> HttpConfig:
@@ -472,3 +500,122 @@ def test_mock_stats_count_one_certificate_per_csr_key(mock, client):
     assert stats["issued"]["by_public_key"][hashlib.sha256(spki).hexdigest()] == 1
     op = stats["operations"]["CreateCertificateByCsr"]
     assert op["by_status"]["200"] >= 1 and op["total"] >= op["by_status"]["200"]
+
+
+# ------------------------------------------------------------------------------------------
+# fidelity, round 2: algorithms, CAs that cannot issue, null fields, IAM on its own address
+
+HASHES = {"SHA256": "sha256", "SHA384": "sha384", "SHA512": "sha512"}
+
+
+def create_ca(client: CcmClient, **body) -> str:
+    dn = DistinguishedName(
+        common_name=f"conf {uuid.uuid4().hex[:8]}", country="CN", state="GD", locality="SZ",
+        organization="conformance", organizational_unit="pca",
+    )
+    resp = client.create_certificate_authority(
+        CreateCertificateAuthorityRequest(body=CreateCertificateAuthorityRequestBody(distinguished_name=dn, **body))
+    )
+    assert resp.status_code == 200
+    assert_wire_types(resp.raw_content, type(resp))
+    return resp.ca_id
+
+
+def exported_ca(client: CcmClient, ca_id: str) -> x509.Certificate:
+    resp = client.export_certificate_authority_certificate(ExportCertificateAuthorityCertificateRequest(ca_id=ca_id))
+    return pem_blocks(resp.certificate)[0]
+
+
+@pytest.mark.parametrize("key", ["EC256", "EC384", "RSA2048"])
+@pytest.mark.parametrize("sig", ["SHA256", "SHA384", "SHA512"])
+def test_create_ca_with_each_algorithm(client, key, sig):
+    root_id = create_ca(client, type="ROOT", key_algorithm=key, signature_algorithm=sig,
+                        validity=Validity(type="YEAR", value=2))
+    sub_id = create_ca(client, type="SUBORDINATE", key_algorithm=key, signature_algorithm=sig, issuer_id=root_id,
+                       path_length=0, validity=Validity(type="YEAR", value=1))
+    root, sub = exported_ca(client, root_id), exported_ca(client, sub_id)
+    for ca_id, cert in ((root_id, root), (sub_id, sub)):
+        show = client.show_certificate_authority(ShowCertificateAuthorityRequest(ca_id=ca_id))
+        assert_wire_types(show.raw_content, type(show))
+        assert (show.key_algorithm, show.signature_algorithm, show.status) == (key, sig, "ACTIVED")
+        assert cert.signature_hash_algorithm.name == HASHES[sig]
+    root.verify_directly_issued_by(root)
+    sub.verify_directly_issued_by(root)
+    expected_key = ec.EllipticCurvePublicKey if key.startswith("EC") else type(sub.public_key())
+    assert isinstance(sub.public_key(), expected_key)
+
+
+def test_sm2_ca_is_refused_with_the_key_algorithm_code(client):
+    with pytest.raises(ClientRequestException) as e:
+        create_ca(client, type="ROOT", key_algorithm="SM2", signature_algorithm="SM3",
+                  validity=Validity(type="YEAR", value=1))
+    assert (e.value.status_code, e.value.error_code) == (400, "PCA.00020102")
+
+
+def every_model_field_present(raw: bytes, model_cls) -> None:
+    data = json.loads(raw)
+    missing = [model_cls.attribute_map[a] for a in model_cls.openapi_types if model_cls.attribute_map[a] not in data]
+    assert not missing, f"{model_cls.__name__} lacks {missing}"
+
+
+@pytest.mark.parametrize(("ca_id", "gen_mode", "freeze_flag"), [(CSR_CA_ID, "CSR", 0), (FROZEN_CA_ID, "GENERATE", 1)])
+def test_cas_that_look_actived_but_cannot_issue(split_mock, ca_id, gen_mode, freeze_flag):
+    client = sdk_client(split_mock)
+    show = client.show_certificate_authority(ShowCertificateAuthorityRequest(ca_id=ca_id))
+    assert_wire_types(show.raw_content, type(show))
+    every_model_field_present(show.raw_content, type(show))
+    assert (show.status, show.gen_mode, show.freeze_flag) == ("ACTIVED", gen_mode, freeze_flag)
+    listed = client.list_certificate_authority(ListCertificateAuthorityRequest(limit=100))
+    assert_wire_types(listed.raw_content, type(listed))
+    assert [c.gen_mode for c in listed.certificate_authorities if c.ca_id == ca_id] == [gen_mode]
+    csr_pem, _ = make_csr(unique_cn("cannot"), ["x.example"])
+    body = CreateCertificateByCsrRequestBody(issuer_id=ca_id, csr=csr_pem, validity=Validity(type="DAY", value=1))
+    with pytest.raises(ClientRequestException) as e:
+        client.create_certificate_by_csr(CreateCertificateByCsrRequest(body=body))
+    assert (e.value.status_code, e.value.error_code) == (400, "PCA.10010003")
+
+
+def test_null_in_every_field_decodes_in_the_sdk_models(mock, client):
+    import requests
+
+    cert_id, _ = issue(client, unique_cn("nulls"))
+    plan = {"null_fields": {"fields": ["*"], "operations": [
+        "ShowCertificateAuthority", "ListCertificateAuthority", "ShowCertificate", "ListCertificate"]}}
+    url = f"{mock.url}/_mock/faults"
+    assert requests.post(url, json=plan, verify=str(mock.ca_pem), timeout=10).status_code == 200
+    try:
+        show = client.show_certificate_authority(ShowCertificateAuthorityRequest(ca_id=CA_ID))
+        assert show.status_code == 200
+        assert all(getattr(show, a) is None for a in ("ca_id", "status", "type", "not_after", "issuer_id"))
+        assert show.distinguished_name.common_name is None
+        cas = client.list_certificate_authority(ListCertificateAuthorityRequest())
+        assert cas.total is None and cas.certificate_authorities and cas.certificate_authorities[0].status is None
+        cert = client.show_certificate(ShowCertificateRequest(certificate_id=cert_id))
+        assert cert.status is None and cert.distinguished_name.common_name is None
+        certs = client.list_certificate(ListCertificateRequest())
+        assert certs.total is None and certs.certificates[0].certificate_id is None
+    finally:
+        requests.delete(url, verify=str(mock.ca_pem), timeout=10)
+
+
+def test_iam_on_its_own_address_with_sts_fallback(split_mock, monkeypatch):
+    """IAM lists no domain, so the SDK asks STS GetCallerIdentity; both live on the IAM
+    listener, and the PCA listener does not serve them."""
+    import requests
+
+    monkeypatch.setenv("HUAWEICLOUD_SDK_STS_ENDPOINT", split_mock.iam_url)
+    creds = GlobalCredentials(AK3, SK3).with_iam_endpoint(split_mock.iam_url)
+    client = (
+        CcmClient.new_builder()
+        .with_http_config(http_config(split_mock))
+        .with_credentials(creds)
+        .with_region(Region("ap-southeast-3", split_mock.url))
+        .build()
+    )
+    assert creds.domain_id == DOMAIN3
+    assert client.show_certificate_authority(ShowCertificateAuthorityRequest(ca_id=CA_ID)).ca_id == CA_ID
+    stats = requests.get(f"{split_mock.url}/_mock/stats", verify=str(split_mock.ca_pem), timeout=10).json()
+    assert stats["operations"]["KeystoneListAuthDomains"]["by_status"] == {"200": 1}
+    assert stats["operations"]["GetCallerIdentity"]["by_status"] == {"200": 1}
+    on_pca = requests.get(f"{split_mock.url}/v5/caller-identity", verify=str(split_mock.ca_pem), timeout=10)
+    assert on_pca.status_code == 404 and on_pca.json()["error_code"] == "APIGW.0101"

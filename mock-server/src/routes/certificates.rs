@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::cas::{ca_status_error, check_within_parent, pki_error};
+use super::cas::{ca_status_error, check_within_parent, pki_error, refuse_frozen};
 use super::dispatch::{Reply, blocking};
 use super::params::{
     check_ca_id, check_cert_id, check_enterprise_project, json_object, now_dt, opt_boolish, opt_int, opt_str,
@@ -58,6 +58,7 @@ pub(super) async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &AuthContext) 
     if ca.effective_status(timeutil::now_ms()) != CaStatus::Actived {
         return Err(ca_status_error(&ca, "issue certificates"));
     }
+    refuse_frozen(&ca)?;
     let key = ca.key.clone().ok_or_else(|| {
         ApiError::bad(
             errors::PCA_CA_STATUS,
@@ -89,9 +90,9 @@ pub(super) async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &AuthContext) 
 
     // Parse, verify and sign off the async workers and outside every lock.
     let serial = ca::random_serial();
-    let (ca2, serial2) = (ca.clone(), serial.clone());
+    let (ca2, serial2, cn_rule) = (ca.clone(), serial.clone(), m.config.csr_cn_rule);
     let (parsed, der) = blocking(move || {
-        let parsed = ca::parse_csr(&csr_pem).map_err(csr_error)?;
+        let parsed = ca::parse_csr_with(&csr_pem, cn_rule).map_err(csr_error)?;
         let issuer = IssuerMaterial {
             dn: &ca2.dn,
             key_id: &ca2.key_id,
@@ -136,7 +137,7 @@ pub(super) async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &AuthContext) 
             )?;
         }
         IssueKind::Intermediate { path_length } => {
-            // §2.3: the certificate_id is the new CA's ca_id; readable via show-CA and
+            // Documented: the certificate_id is the new CA's ca_id; readable via show-CA and
             // CA export, not listed, no CA quota, key on the user side (gen_mode CSR).
             m.store.insert_ca(CaRecord {
                 ca_id: id.clone(),
@@ -148,6 +149,7 @@ pub(super) async fn issue_by_csr(m: &Arc<Mock>, body: &[u8], ctx: &AuthContext) 
                 key_algorithm: parsed.key_algorithm,
                 signature_algorithm: HashAlg::Sha384,
                 gen_mode: GenMode::Csr,
+                freeze_flag: 0,
                 serial_number: ca::serial_hex(&serial),
                 create_time: now_ms,
                 delete_time: 0,
@@ -192,10 +194,11 @@ fn csr_error(e: ca::CsrError) -> ApiError {
     }
 }
 
-pub(super) async fn parse_csr_op(body: &[u8]) -> Result<Reply, ApiError> {
+pub(super) async fn parse_csr_op(m: &Arc<Mock>, body: &[u8]) -> Result<Reply, ApiError> {
+    let cn_rule = m.config.csr_cn_rule;
     let o = json_object(body)?;
     let pem = req_str(&o, "csr")?.to_owned();
-    let parsed = blocking(move || ca::parse_csr(&pem).map_err(csr_error)).await?;
+    let parsed = blocking(move || ca::parse_csr_with(&pem, cn_rule).map_err(csr_error)).await?;
     let (alg, bits) = match parsed.key_algorithm {
         KeyAlgorithm::Rsa2048 => ("RSA", 2048),
         KeyAlgorithm::Rsa4096 => ("RSA", 4096),

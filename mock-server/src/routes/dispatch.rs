@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{DropConnection, MAX_BODY, Op, cas, certificates, hostile, iam, lists};
+use super::{DropConnection, MAX_BODY, Op, Surface, cas, certificates, hostile, iam, lists};
 use crate::Mock;
 use crate::auth::{AuthContext, RequestView};
 use crate::errors::{self, ApiError, new_request_id};
@@ -46,7 +46,8 @@ impl From<ApiError> for Refusal {
 
 pub(super) async fn huawei(State(m): State<Arc<Mock>>, req: Request) -> Response {
     let request_id = new_request_id();
-    let op = Op::route(req.method(), req.uri().path());
+    let surface = req.extensions().get::<Surface>().copied().unwrap_or_default();
+    let op = Op::route(req.method(), req.uri().path()).filter(|op| surface.serves(op));
     let op_name = op.as_ref().map(Op::name).unwrap_or("Unknown");
     if m.outage.remaining().is_some() {
         tracing::info!(op = op_name, request_id, "outage: closing the connection");
@@ -63,6 +64,18 @@ pub(super) async fn huawei(State(m): State<Arc<Mock>>, req: Request) -> Response
             tracing::info!(op = op_name, request_id, mode = ?plan.mode, "fault: hostile answer");
             let hostile = hostile::apply(&m, &plan, op, v, &base, &path).await;
             (hostile.map_err(Refusal::from), Origin::Hostile)
+        }
+        (Ok(Reply::Json(v)), None) => {
+            let nulled = op
+                .as_ref()
+                .map(|o| m.faults.null_fields_for(o.name()))
+                .unwrap_or_default();
+            let v = if nulled.is_empty() {
+                v
+            } else {
+                hostile::null_named(v, &nulled)
+            };
+            (Ok(Reply::Json(v)), Origin::Service)
         }
         (result, _) => (result, Origin::Service),
     };
@@ -141,7 +154,7 @@ async fn dispatch(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, Refusal>
         Injected::None => {}
     }
     if let Some(t) = &m.throttle
-        && !t.admit(SystemTime::now())
+        && !t.admit_for(&access_key(&req), SystemTime::now())
     {
         return Err(Refusal {
             error: ApiError::apig(
@@ -156,6 +169,19 @@ async fn dispatch(m: &Arc<Mock>, op: Op, req: Request) -> Result<Reply, Refusal>
         });
     }
     Ok(authenticated(m, op, req).await?)
+}
+
+/// The `Access=` of the Authorization header (unverified: the gateway throttles before it
+/// checks signatures), or "" when there is none.
+fn access_key(req: &Request) -> String {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    auth.split_once("Access=")
+        .map(|(_, rest)| rest.split(',').next().unwrap_or("").trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Body limit and AK/SK verification, then the operation.
@@ -226,14 +252,15 @@ async fn handle(
         Op::ShowCertificateAuthorityQuota => Ok(cas::quota(m)),
         Op::ShowCertificateQuota => Ok(certificates::quota(m)),
         Op::CreateCertificateByCsr => certificates::issue_by_csr(m, body, ctx).await,
-        Op::ParseCertificateSigningRequest => certificates::parse_csr_op(body).await,
+        Op::ParseCertificateSigningRequest => certificates::parse_csr_op(m, body).await,
         Op::ListCertificate => lists::list_certs(m, query),
         Op::ShowCertificate(id) => certificates::show_cert(m, &id),
         Op::ExportCertificate(id) => certificates::export_cert(m, &id, body),
         Op::RevokeCertificate(id) => certificates::revoke_cert(m, &id, body),
         Op::DeleteCertificate(id) => certificates::delete_cert(m, &id),
         Op::ShowConsoleConfig => Ok(iam::console_config()),
-        Op::KeystoneListAuthDomains => Ok(iam::list_auth_domains(ctx, host)),
+        Op::KeystoneListAuthDomains => Ok(iam::list_auth_domains(ctx, host, m.config.iam_lists_no_domain)),
+        Op::GetCallerIdentity => Ok(iam::caller_identity(ctx)),
         Op::CreateCertificateAuthorityOrder
         | Op::ImportCertificateAuthorityCertificate(_)
         | Op::RevokeCertificateAuthority(_)

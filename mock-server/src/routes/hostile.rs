@@ -180,6 +180,29 @@ fn null_leaves(v: Value) -> Value {
     }
 }
 
+/// `fields` (by name, at any depth) set to `null`; `"*"` nulls everything like [`nulls`].
+pub(super) fn null_named(v: Value, fields: &[String]) -> Value {
+    if fields.iter().any(|f| f == "*") {
+        return nulls(v);
+    }
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .map(|(k, v)| {
+                    let v = if fields.contains(&k) {
+                        Value::Null
+                    } else {
+                        null_named(v, fields)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| null_named(v, fields)).collect()),
+        other => other,
+    }
+}
+
 /// The top level stays an object; every field inside gets a wrong type.
 fn wrong_types_top(v: Value) -> Value {
     match v {

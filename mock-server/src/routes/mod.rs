@@ -27,6 +27,9 @@ pub mod op;
 pub mod params;
 pub mod render;
 
+#[cfg(test)]
+mod proptests;
+
 pub use op::Op;
 pub use params::{Window, parse_validity};
 
@@ -37,8 +40,36 @@ pub const MAX_BODY: usize = 12 * 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct DropConnection;
 
-/// Build the router.
+/// Which operations a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Surface {
+    /// PCA, IAM and STS on one address (the default).
+    #[default]
+    All,
+    /// PCA only: IAM and STS paths are the gateway's 404 here.
+    Pca,
+    /// IAM (`/v3/auth/domains`) and STS (`/v5/caller-identity`) only.
+    Iam,
+}
+
+impl Surface {
+    /// Does a listener of this surface serve `op`?
+    pub fn serves(self, op: &Op) -> bool {
+        match self {
+            Self::All => true,
+            Self::Pca => !op.is_iam(),
+            Self::Iam => op.is_iam(),
+        }
+    }
+}
+
+/// Build the router for PCA, IAM and STS on one address.
 pub fn app(mock: Arc<Mock>) -> Router {
+    app_for(mock, Surface::All)
+}
+
+/// Build the router of a listener serving `surface` (every listener has `/_mock/`).
+pub fn app_for(mock: Arc<Mock>, surface: Surface) -> Router {
     let controls = Router::new()
         .route("/_mock/health", get(controls::health))
         .route(
@@ -60,5 +91,8 @@ pub fn app(mock: Arc<Mock>) -> Router {
             axum::routing::any(controls::redirected),
         )
         .route_layer(axum::middleware::from_fn(controls::loopback_only));
-    controls.fallback(dispatch::huawei).with_state(mock)
+    controls
+        .fallback(dispatch::huawei)
+        .layer(axum::Extension(surface))
+        .with_state(mock)
 }

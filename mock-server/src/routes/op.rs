@@ -33,6 +33,8 @@ pub enum Op {
     ShowCertificateQuota,
     ShowConsoleConfig,
     KeystoneListAuthDomains,
+    /// STS `GET /v5/caller-identity`: the SDKs' fallback when IAM lists no domain.
+    GetCallerIdentity,
 }
 
 impl Op {
@@ -66,12 +68,19 @@ impl Op {
             Self::ShowCertificateQuota => "ShowCertificateQuota",
             Self::ShowConsoleConfig => "ShowConsoleConfig",
             Self::KeystoneListAuthDomains => "KeystoneListAuthDomains",
+            Self::GetCallerIdentity => "GetCallerIdentity",
         }
     }
 
     /// PCA operations are a global service: `X-Domain-Id` is required.
     pub fn is_pca(&self) -> bool {
-        !matches!(self, Self::KeystoneListAuthDomains)
+        !self.is_iam()
+    }
+
+    /// IAM and STS operations (account discovery), served on the IAM listener when there
+    /// is a separate one.
+    pub fn is_iam(&self) -> bool {
+        matches!(self, Self::KeystoneListAuthDomains | Self::GetCallerIdentity)
     }
 
     /// Match method + raw path. Literal segments win over ids; an unknown path or a
@@ -130,6 +139,7 @@ impl Op {
             ["v1", "private-certificates", c, "revoke"] if m == Method::POST => Self::RevokeCertificate(id(c)),
             ["v1", "pca", "config", "console"] if m == Method::GET => Self::ShowConsoleConfig,
             ["v3", "auth", "domains"] if m == Method::GET => Self::KeystoneListAuthDomains,
+            ["v5", "caller-identity"] if m == Method::GET => Self::GetCallerIdentity,
             _ => return None,
         })
     }

@@ -151,33 +151,39 @@ pub fn parse_validity(v: Option<&Value>, max_years: i64, now: time::OffsetDateTi
             let ms = n
                 .as_i64()
                 .ok_or_else(|| bad("start_from must be an integer (epoch ms)"))?;
-            start_from_ms(ms, now).ok_or_else(|| bad("start_from must not be earlier than 5 minutes ago"))?
+            start_from_ms(ms, now).map_err(&bad)?
         }
         Some(Value::String(s)) => {
             let ms: i64 = s
                 .trim()
                 .parse()
                 .map_err(|_| bad("start_from must be numeric (epoch ms)"))?;
-            start_from_ms(ms, now).ok_or_else(|| bad("start_from must not be earlier than 5 minutes ago"))?
+            start_from_ms(ms, now).map_err(&bad)?
         }
         Some(_) => return Err(bad("start_from must be an integer (epoch ms)")),
     };
+    // YEAR = 12 calendar months, MONTH = 31 days. Checked: a far-future start_from must be
+    // a refusal, not an overflow.
     let end = match ty {
-        // YEAR = 12 calendar months, MONTH = 31 days (pca-api.md §2.8).
-        "YEAR" => timeutil::add_months(start, value * 12).ok_or_else(|| bad("out of range"))?,
-        "MONTH" => start + time::Duration::days(31 * value),
-        "DAY" => start + time::Duration::days(value),
-        _ => start + time::Duration::hours(value),
-    };
+        "YEAR" => timeutil::add_months(start, value * 12),
+        "MONTH" => start.checked_add(time::Duration::days(31 * value)),
+        "DAY" => start.checked_add(time::Duration::days(value)),
+        _ => start.checked_add(time::Duration::hours(value)),
+    }
+    .ok_or_else(|| bad("the validity ends beyond the year 9999"))?;
     Ok(Window {
         not_before: start,
         not_after: end,
     })
 }
 
-fn start_from_ms(ms: i64, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
-    let t = timeutil::ms_to_datetime(ms)?;
-    (t >= now - time::Duration::minutes(5)).then_some(t)
+fn start_from_ms(ms: i64, now: time::OffsetDateTime) -> Result<time::OffsetDateTime, &'static str> {
+    let t = timeutil::ms_to_datetime(ms).ok_or("start_from is out of range (epoch ms up to the year 9999)")?;
+    if t >= now - time::Duration::minutes(5) {
+        Ok(t)
+    } else {
+        Err("start_from must not be earlier than 5 minutes ago")
+    }
 }
 
 pub(super) fn now_dt() -> time::OffsetDateTime {

@@ -20,7 +20,7 @@ pub(super) fn ca_json(ca: &CaRecord, now_ms: i64) -> Value {
         "issuer_name": ca.issuer_name,
         "key_algorithm": ca.key_algorithm.as_str(),
         "signature_algorithm": ca.signature_algorithm.as_str(),
-        "freeze_flag": 0,
+        "freeze_flag": ca.freeze_flag,
         "gen_mode": ca.gen_mode.as_str(),
         "serial_number": if pending { Value::Null } else { json!(ca.serial_number) },
         "create_time": ca.create_time,
@@ -38,6 +38,8 @@ pub(super) fn ca_json(ca: &CaRecord, now_ms: i64) -> Value {
         "enterprise_project_id": ca.enterprise_project_id,
         "free_quota": 0,
         "charging_mode": 1,
+        // Dedicated-HSM cluster: none in the mock [unconfirmed: null or absent].
+        "cluster_id": null,
         "domain_id": ca.domain_id,
     })
 }

@@ -238,3 +238,153 @@ async fn export_root_has_empty_chain() {
         pem_ders(exp.json["certificate"].as_str().unwrap())
     );
 }
+
+/// Every key × signature algorithm through CreateCertificateAuthority: the root and a
+/// subordinate under it are signed with the requested hash, and the subordinate issues.
+#[tokio::test]
+async fn create_ca_honours_key_and_signature_algorithms() {
+    let h = Harness::new();
+    let oids = |key: &str, hash: &str| match (key.starts_with("RSA"), hash) {
+        (true, "SHA256") => "1.2.840.113549.1.1.11",
+        (true, "SHA384") => "1.2.840.113549.1.1.12",
+        (true, _) => "1.2.840.113549.1.1.13",
+        (false, "SHA256") => "1.2.840.10045.4.3.2",
+        (false, "SHA384") => "1.2.840.10045.4.3.3",
+        (false, _) => "1.2.840.10045.4.3.4",
+    };
+    for key in ["EC256", "EC384", "RSA2048"] {
+        for hash in ["SHA256", "SHA384", "SHA512"] {
+            let extra =
+                json!({"key_algorithm": key, "signature_algorithm": hash, "validity": {"type": "YEAR", "value": 2}});
+            let root = h.create_ca(root_body(extra)).await.json["ca_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let sub_body = json!({"key_algorithm": key, "issuer_id": root, "signature_algorithm": hash, "validity": {"type": "YEAR", "value": 1}, "path_length": 0});
+            let r = h.create_ca(ca_body("SUBORDINATE", sub_body)).await;
+            assert_eq!(r.status, StatusCode::OK, "{key} {hash}: {}", r.json);
+            let sub = r.json["ca_id"].as_str().unwrap().to_owned();
+            for id in [&root, &sub] {
+                let show = h.show_ca(id).await;
+                assert_eq!(
+                    (show["key_algorithm"].as_str(), show["signature_algorithm"].as_str()),
+                    (Some(key), Some(hash))
+                );
+                let der = pem_ders(h.export_ca(id).await.json["certificate"].as_str().unwrap()).remove(0);
+                let cert = X509Certificate::from_der(&der).unwrap().1;
+                assert_eq!(
+                    cert.signature_algorithm.algorithm.to_id_string(),
+                    oids(key, hash),
+                    "{key} {hash}"
+                );
+            }
+            let leaf = h
+                .issue_body(json!({"issuer_id": sub, "csr": csr("alg.example", &[]), "validity": day(1)}))
+                .await;
+            assert_eq!(leaf.status, StatusCode::OK, "{key} {hash}: {}", leaf.json);
+        }
+    }
+}
+
+#[tokio::test]
+async fn rsa4096_ca_and_sm2_refused() {
+    let h = Harness::new();
+    let r = h
+        .create_ca(root_body(
+            json!({"key_algorithm": "RSA4096", "signature_algorithm": "SHA512"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let r = h
+        .create_ca(root_body(json!({"key_algorithm": "SM2", "signature_algorithm": "SM3"})))
+        .await;
+    assert_err(&r, 400, "PCA.00020102");
+}
+
+fn seeded(kind: crate::seed::SeedKind) -> (Harness, &'static str) {
+    const ID: &str = "22222222-3333-4444-8555-666666666666";
+    let h = Harness::new();
+    h.mock
+        .seed(&crate::seed::SeedCa {
+            kind,
+            ..crate::seed::SeedCa::new(ID, crate::ca::KeyAlgorithm::Ec256, 1)
+        })
+        .unwrap();
+    (h, ID)
+}
+
+/// Every field of the SDK's ShowCertificateAuthorityResponse.
+const SHOW_CA_FIELDS: [&str; 22] = [
+    "ca_id",
+    "type",
+    "status",
+    "path_length",
+    "issuer_id",
+    "issuer_name",
+    "key_algorithm",
+    "signature_algorithm",
+    "freeze_flag",
+    "gen_mode",
+    "serial_number",
+    "create_time",
+    "delete_time",
+    "not_before",
+    "not_after",
+    "distinguished_name",
+    "crl_configuration",
+    "enterprise_project_id",
+    "free_quota",
+    "charging_mode",
+    "cluster_id",
+    "domain_id",
+];
+
+#[tokio::test]
+async fn csr_mode_ca_is_actived_listed_and_cannot_issue() {
+    let (h, id) = seeded(crate::seed::SeedKind::CsrSubordinate);
+    let show = h.show_ca(id).await;
+    for f in SHOW_CA_FIELDS {
+        assert!(show.as_object().unwrap().contains_key(f), "{f} missing");
+    }
+    assert_eq!(
+        (show["status"].as_str(), show["gen_mode"].as_str()),
+        (Some("ACTIVED"), Some("CSR"))
+    );
+    let listed = h
+        .call("GET", "/v1/private-certificate-authorities", &[("limit", "100")], None)
+        .await
+        .json;
+    let item = listed["certificate_authorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ca_id"] == id)
+        .cloned();
+    assert_eq!(item.map(|c| c["gen_mode"].clone()), Some(json!("CSR")));
+    let r = h
+        .issue_body(json!({"issuer_id": id, "csr": csr("x.example", &[]), "validity": day(1)}))
+        .await;
+    assert_err(&r, 400, "PCA.10010003");
+    assert_eq!(
+        h.export_ca(id).await.status,
+        StatusCode::OK,
+        "its certificate is exportable"
+    );
+}
+
+#[tokio::test]
+async fn frozen_ca_is_actived_shows_its_flag_and_cannot_issue() {
+    let (h, id) = seeded(crate::seed::SeedKind::Frozen);
+    let show = h.show_ca(id).await;
+    assert_eq!(
+        (show["status"].as_str(), show["freeze_flag"].as_i64()),
+        (Some("ACTIVED"), Some(1))
+    );
+    let r = h
+        .issue_body(json!({"issuer_id": id, "csr": csr("x.example", &[]), "validity": day(1)}))
+        .await;
+    assert_err(&r, 400, "PCA.10010003");
+    assert!(r.json["error_msg"].as_str().unwrap().contains("frozen"));
+    let sub = json!({"issuer_id": id, "signature_algorithm": "SHA256", "validity": {"type": "MONTH", "value": 1}});
+    assert_err(&h.create_ca(ca_body("SUBORDINATE", sub)).await, 400, "PCA.10010003");
+}

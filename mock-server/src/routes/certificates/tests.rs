@@ -334,3 +334,25 @@ async fn parse_csr_reports_key_signature_and_subject() {
     );
     assert_eq!(r.json["distinguished_name"]["common_name"], "rsa2048.example");
 }
+
+#[tokio::test]
+async fn lenient_cn_rule_issues_san_only_csrs() {
+    let cfg = crate::MockConfig {
+        csr_cn_rule: crate::ca::CnRule::Lenient,
+        ..default_config()
+    };
+    let h = Harness::with(cfg, crate::state::Store::in_memory());
+    let r = h.issue(&csr("", &["san-only.example"]), day(1)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    let show = h.show_cert(r.json["certificate_id"].as_str().unwrap()).await;
+    assert!(show["distinguished_name"]["common_name"].is_null());
+    let parsed = h
+        .call(
+            "POST",
+            "/v1/private-certificates/csr/parse",
+            &[],
+            Some(json!({"csr": csr("", &["p.example"])})),
+        )
+        .await;
+    assert_eq!(parsed.status, StatusCode::OK);
+}

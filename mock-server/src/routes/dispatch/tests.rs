@@ -14,12 +14,7 @@ use crate::test_support::*;
 #[tokio::test]
 async fn faults_inject_429_5xx_and_latency() {
     let h = Harness::new();
-    let plan = FaultPlan {
-        rate_429: 1.0,
-        operations: Some(vec!["ListCertificate".into()]),
-        ..Default::default()
-    };
-    h.mock.faults.set(plan).unwrap();
+    h.fail_with_429("ListCertificate");
     assert_err(
         &h.call("GET", "/v1/private-certificates", &[], None).await,
         429,
@@ -29,13 +24,10 @@ async fn faults_inject_429_5xx_and_latency() {
         h.call("GET", "/v1/private-certificates/quotas", &[], None).await.status,
         StatusCode::OK
     );
-    h.mock
-        .faults
-        .set(FaultPlan {
-            rate_5xx: 1.0,
-            ..Default::default()
-        })
-        .unwrap();
+    h.set_faults(FaultPlan {
+        rate_5xx: 1.0,
+        ..Default::default()
+    });
     let r = h.issue(&csr("f.example", &[]), day(1)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(r.json["error_code"].as_str().unwrap().starts_with("PCA."));
@@ -44,13 +36,10 @@ async fn faults_inject_429_5xx_and_latency() {
         0,
         "an injected 5xx happens before the operation"
     );
-    h.mock
-        .faults
-        .set(FaultPlan {
-            latency_ms: 150,
-            ..Default::default()
-        })
-        .unwrap();
+    h.set_faults(FaultPlan {
+        latency_ms: 150,
+        ..Default::default()
+    });
     let t = Instant::now();
     h.call("GET", "/v1/private-certificates", &[], None).await;
     assert!(t.elapsed() >= Duration::from_millis(150));
@@ -60,13 +49,10 @@ async fn faults_inject_429_5xx_and_latency() {
 async fn faults_drop_after_issue_and_hang() {
     let h = Harness::new();
     // drop_after_issue: issued, then no response.
-    h.mock
-        .faults
-        .set(FaultPlan {
-            drop_after_issue: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    h.set_faults(FaultPlan {
+        drop_after_issue: 1,
+        ..Default::default()
+    });
     let key = ec_key();
     let pem = csr_with(&key, "drop.example", |_| {});
     let r = h.issue(&pem, day(1)).await;
@@ -86,13 +72,10 @@ async fn faults_drop_after_issue_and_hang() {
     ));
     assert_eq!(h.mock.stats.snapshot().issued.by_public_key[&spki_hash], 2);
 
-    h.mock
-        .faults
-        .set(FaultPlan {
-            hang_after_issue_ms: 200,
-            ..Default::default()
-        })
-        .unwrap();
+    h.set_faults(FaultPlan {
+        hang_after_issue_ms: 200,
+        ..Default::default()
+    });
     let t = Instant::now();
     let r = h.issue(&csr("hang.example", &[]), day(1)).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -102,12 +85,7 @@ async fn faults_drop_after_issue_and_hang() {
 #[tokio::test]
 async fn stats_separate_injected_faults_from_answers() {
     let h = Harness::new();
-    let plan = FaultPlan {
-        rate_429: 1.0,
-        operations: Some(vec!["ShowCertificate".into()]),
-        ..Default::default()
-    };
-    h.mock.faults.set(plan).unwrap();
+    h.fail_with_429("ShowCertificate");
     let id = issue_ok(&h, "counted.example").await;
     assert_eq!(
         h.call("GET", &format!("/v1/private-certificates/{id}"), &[], None)
@@ -116,21 +94,15 @@ async fn stats_separate_injected_faults_from_answers() {
             .as_u16(),
         429
     );
-    h.mock
-        .faults
-        .set(FaultPlan {
-            rate_5xx: 1.0,
-            ..Default::default()
-        })
-        .unwrap();
+    h.set_faults(FaultPlan {
+        rate_5xx: 1.0,
+        ..Default::default()
+    });
     assert_eq!(h.issue(&csr("x.example", &[]), day(1)).await.status.as_u16(), 500);
-    h.mock
-        .faults
-        .set(FaultPlan {
-            drop_after_issue_rate: 1.0,
-            ..Default::default()
-        })
-        .unwrap();
+    h.set_faults(FaultPlan {
+        drop_after_issue_rate: 1.0,
+        ..Default::default()
+    });
     assert!(h.issue(&csr("y.example", &[]), day(1)).await.dropped);
     let s = h.mock.stats.snapshot();
     let issue = &s.operations["CreateCertificateByCsr"];
@@ -185,6 +157,42 @@ async fn max_tps_throttles_with_apigw_0308() {
     );
     assert_eq!(op.by_status["429"] as usize, throttled.len());
     assert_eq!(op.injected.too_many_requests, 0, "and are not injected faults");
+}
+
+/// Sustained load (about 40 requests a second for 2.5 s) against `max_tps` 5: per
+/// wall-clock second at most 5 answers, the rest 429 `APIGW.0308`, all counted.
+#[tokio::test]
+async fn max_tps_under_sustained_load() {
+    let cfg = crate::MockConfig {
+        max_tps: Some(5),
+        ..default_config()
+    };
+    let h = Harness::with(cfg, Store::in_memory());
+    let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let begin = std::time::SystemTime::now();
+    let mut statuses = Vec::new();
+    while begin.elapsed().unwrap() < Duration::from_millis(2500) {
+        statuses.push(
+            h.call("GET", "/v1/private-certificates/quotas", &[], None)
+                .await
+                .status
+                .as_u16(),
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let touched = secs(std::time::SystemTime::now()) - secs(begin) + 1;
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    let throttled = statuses.iter().filter(|s| **s == 429).count() as u64;
+    assert_eq!(ok + throttled, statuses.len() as u64, "{statuses:?}");
+    assert!(
+        ok <= 5 * touched && ok >= 5 * (touched - 2),
+        "{ok} answers in {touched} seconds"
+    );
+    let op = &h.mock.stats.snapshot().operations["ShowCertificateQuota"];
+    assert_eq!(
+        (op.throttled, op.by_status["429"], op.answered),
+        (throttled, throttled, ok + throttled)
+    );
 }
 
 #[tokio::test]
@@ -343,13 +351,10 @@ async fn serves_200_concurrent_connections() {
 async fn drop_after_issue_closes_the_socket_without_response() {
     let h = Harness::new();
     let (addr, tx, server) = h.listen().await;
-    h.mock
-        .faults
-        .set(FaultPlan {
-            drop_after_issue: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    h.set_faults(FaultPlan {
+        drop_after_issue: 1,
+        ..Default::default()
+    });
     let body =
         serde_json::to_vec(&json!({"issuer_id": CA_ID, "csr": csr("sock.example", &[]), "validity": day(1)})).unwrap();
     let req = signed(AK, SK, Some(DOMAIN), "POST", "/v1/private-certificates/csr", &[], &body).to_http1();

@@ -223,3 +223,42 @@ async fn hostile_plan_is_validated_and_visible() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json["hostile"]["mode"], "chain_loop");
 }
+
+#[tokio::test]
+async fn null_fields_by_name_and_operation() {
+    let h = Harness::new();
+    let id = issue_ok(&h, "nf.example").await;
+    let body = r#"{"null_fields":{"fields":["distinguished_name","total","issuer_name"],"operations":["ShowCertificate","ListCertificate"]}}"#;
+    assert_eq!(
+        h.send(control("POST", "/_mock/faults", body)).await.status,
+        StatusCode::OK
+    );
+    let show = h.show_cert(&id).await;
+    assert!(show["distinguished_name"].is_null() && show["issuer_name"].is_null());
+    assert_eq!(show["certificate_id"], id.as_str(), "other fields stay");
+    let list = h.call("GET", "/v1/private-certificates", &[], None).await.json;
+    assert!(list["total"].is_null() && list["certificates"][0]["distinguished_name"].is_null());
+    // Other operations are untouched, and the answers count as the service's.
+    assert!(h.show_ca(CA_ID).await["distinguished_name"].is_object());
+    assert_eq!(h.mock.stats.snapshot().operations["ShowCertificate"].answered, 1);
+}
+
+#[tokio::test]
+async fn null_fields_star_nulls_every_field() {
+    let h = Harness::new();
+    let body = r#"{"null_fields":{"fields":["*"]}}"#;
+    assert_eq!(
+        h.send(control("POST", "/_mock/faults", body)).await.status,
+        StatusCode::OK
+    );
+    let show = h.show_ca(CA_ID).await;
+    assert!(
+        show["crl_configuration"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(Value::is_null)
+    );
+    assert!(show["ca_id"].is_null() && show["not_after"].is_null());
+    assert!(show.as_object().unwrap().contains_key("cluster_id"));
+}

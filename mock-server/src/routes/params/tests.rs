@@ -61,3 +61,16 @@ async fn year_is_12_calendar_months_and_month_is_31_days() {
     let days = (s["not_after"].as_i64().unwrap() - s["not_before"].as_i64().unwrap()) / 86_400_000;
     assert!(days == 365 || days == 366, "{days}");
 }
+
+#[tokio::test]
+async fn far_future_start_from_is_a_validity_error_not_a_panic() {
+    let h = Harness::new();
+    let c = csr("future.example", &[]);
+    // 9999-12-31T23:59:59Z, the last instant `time` can represent by default, and beyond.
+    for start in [253_402_300_799_000_i64, 253_402_300_800_000, i64::MAX] {
+        for ty in ["YEAR", "MONTH", "DAY", "HOUR"] {
+            let r = h.issue(&c, json!({"type": ty, "value": 1, "start_from": start})).await;
+            assert_err(&r, 400, "PCA.00020109");
+        }
+    }
+}
