@@ -73,6 +73,9 @@ fn main() -> ExitCode {
     main_with(
         StackOptions {
             start_controller: false,
+            // SAN-only Certificates (istio-csr shapes) need the lenient reading of the
+            // common-name rule (the real service's is unconfirmed: docs/pca-behaviour.md).
+            csr_cn_rule: ccm_mock_pca::ca::CnRule::Lenient,
             ..StackOptions::default()
         },
         vec![

@@ -49,6 +49,8 @@ pub struct StackOptions {
     pub start_controller: bool,
     /// Extra controller flags.
     pub controller_args: Vec<String>,
+    /// The mock's common-name rule for CSRs (the real service's is unconfirmed).
+    pub csr_cn_rule: ccm_mock_pca::ca::CnRule,
 }
 
 impl Default for StackOptions {
@@ -58,6 +60,7 @@ impl Default for StackOptions {
             tokens: Vec::new(),
             start_controller: true,
             controller_args: Vec::new(),
+            csr_cn_rule: ccm_mock_pca::ca::CnRule::Strict,
         }
     }
 }
@@ -125,6 +128,7 @@ impl Stack {
             // The seed's CA id; path length 1 so it can sign the Istio intermediate.
             cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
             tls: true,
+            csr_cn_rule: options.csr_cn_rule,
             ..Default::default()
         }))?;
         let mock_ca_pem = mock.tls_ca_pem.clone().context("mock TLS CA")?;
