@@ -200,16 +200,20 @@ async fn run_controllers(
     // get the access key locked by the gateway). Secret changes, credential failures seen by
     // requests and the periodic re-check arrive as explicit triggers.
     let (ns_store, ns_writer) = reflector::store::<CCMIssuer>();
+    let h = health.clone();
     let ns_stream = watcher(Api::<CCMIssuer>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(ns_writer)
         .applied_objects()
+        .inspect(move |r| h.watch_item("ccmissuers", r.is_ok()))
         .predicate_filter(predicates::generation, Default::default());
     let (cl_store, cl_writer) = reflector::store::<CCMClusterIssuer>();
+    let h = health.clone();
     let cl_stream = watcher(Api::<CCMClusterIssuer>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(cl_writer)
         .applied_objects()
+        .inspect(move |r| h.watch_item("ccmclusterissuers", r.is_ok()))
         .predicate_filter(predicates::generation, Default::default());
     let issuer_ctrl = Controller::for_stream(ns_stream, ns_store.clone());
     let cluster_ctrl = Controller::for_stream(cl_stream, cl_store.clone());
@@ -242,6 +246,10 @@ async fn run_controllers(
     .modify(|cr| cr.managed_fields_mut().clear())
     .reflect(cr_writer)
     .applied_objects()
+    .inspect({
+        let h = health.clone();
+        move |r| h.watch_item("certificaterequests", r.is_ok())
+    })
     .predicate_filter(request_inputs, Default::default());
     let by_ns = cr_reader.clone();
     let by_cluster = cr_reader.clone();
@@ -298,6 +306,7 @@ async fn run_controllers(
             }
         }
     };
+    let (ctx_ns, ctx_cl) = (ctx.clone(), ctx.clone());
     let janitor = {
         let ctx = ctx.clone();
         let requests = cr_reader.clone();
@@ -315,22 +324,64 @@ async fn run_controllers(
             }
         }
     };
+    let stopped = |name: &'static str| {
+        let (health, shutdown) = (health.clone(), shutdown.clone());
+        move || {
+            if !*shutdown.borrow() {
+                error!(controller = name, "controller loop ended without a shutdown request");
+                health.controller_stopped(name);
+            }
+        }
+    };
+    let (h1, h2, h3) = (health.clone(), health.clone(), health.clone());
+    let cr_done = stopped("certificaterequest");
+    let ns_done = stopped("ccmissuer");
+    let cl_done = stopped("ccmclusterissuer");
     tokio::join!(
         ready,
         janitor,
-        cr_ctrl
-            .run(
-                certificate_request::reconcile,
-                certificate_request::error_policy,
-                ctx.clone()
-            )
-            .for_each(|r| log_result("certificaterequest", r)),
-        issuer_ctrl
-            .run(issuer::reconcile_namespaced, issuer::error_policy, ctx.clone())
-            .for_each(|r| log_result("ccmissuer", r)),
-        cluster_ctrl
-            .run(issuer::reconcile_cluster, issuer::error_policy, ctx.clone())
-            .for_each(|r| log_result("ccmclusterissuer", r)),
+        async move {
+            cr_ctrl
+                .run(
+                    move |cr, ctx| {
+                        let h = h1.clone();
+                        async move { h.track("certificaterequest", certificate_request::reconcile(cr, ctx)).await }
+                    },
+                    certificate_request::error_policy,
+                    ctx.clone(),
+                )
+                .for_each(|r| log_result("certificaterequest", r))
+                .await;
+            cr_done();
+        },
+        async move {
+            issuer_ctrl
+                .run(
+                    move |i, ctx| {
+                        let h = h2.clone();
+                        async move { h.track("ccmissuer", issuer::reconcile_namespaced(i, ctx)).await }
+                    },
+                    issuer::error_policy,
+                    ctx_ns,
+                )
+                .for_each(|r| log_result("ccmissuer", r))
+                .await;
+            ns_done();
+        },
+        async move {
+            cluster_ctrl
+                .run(
+                    move |i, ctx| {
+                        let h = h3.clone();
+                        async move { h.track("ccmclusterissuer", issuer::reconcile_cluster(i, ctx)).await }
+                    },
+                    issuer::error_policy,
+                    ctx_cl,
+                )
+                .for_each(|r| log_result("ccmclusterissuer", r))
+                .await;
+            cl_done();
+        },
     );
     health.set_ready(false);
     info!("controllers stopped");
