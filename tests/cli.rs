@@ -200,3 +200,31 @@ async fn sign_refuses_bad_input_before_calling_the_pca() {
     assert!(!out.status.success());
     assert!(text(&out).1.contains("set HUAWEICLOUD_SDK_AK"), "{}", text(&out).1);
 }
+
+/// Every numeric controller flag is checked before anything starts: a clear message naming
+/// the flag and the allowed range, exit status 2, never a panic.
+#[test]
+fn controller_flags_out_of_range_are_refused_with_a_message() {
+    for (flag, value, says) in [
+        ("--pca-qps", "NaN", "finite number"),
+        ("--pca-qps", "inf", "finite number"),
+        ("--pca-qps", "-1", "finite number"),
+        ("--pca-burst", "0", "from 1"),
+        ("--max-concurrent-reconciles", "0", "from 1"),
+        ("--max-concurrent-per-issuer", "70000", "not a whole number"),
+        ("--pca-timeout", "0s", "outside the allowed range"),
+        ("--max-retry-duration", "800h", "outside the allowed range"),
+        ("--issuer-recheck-interval", "1s", "outside the allowed range"),
+        ("--leader-election-lease-duration", "1s", "outside the allowed range"),
+        ("--namespaced-issuer-endpoint", "ftp://x", "http(s) URL"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ccm-issuer"))
+            .args(["controller", "--kubeconfig", "/nonexistent", &format!("{flag}={value}")])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}={value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(says), "{flag}={value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
