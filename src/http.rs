@@ -94,7 +94,9 @@ impl Health {
         }
         lock(&self.failing)
             .iter()
-            .find(|(_, (since, last))| now.duration_since(*last) <= WATCH_RECOVERED && now.duration_since(*since) > FAILING_WATCH)
+            .find(|(_, (since, last))| {
+                now.duration_since(*last) <= WATCH_RECOVERED && now.duration_since(*since) > FAILING_WATCH
+            })
             .map(|(w, (since, _))| format!("the {w} watch has failed for {}s", now.duration_since(*since).as_secs()))
     }
 }
@@ -210,6 +212,10 @@ mod tests {
         }
         assert!(health.stuck().is_none());
         health.controller_stopped("ccmissuer");
-        assert!(health.stuck().is_some_and(|w| w.contains("ccmissuer controller stopped")));
+        assert!(
+            health
+                .stuck()
+                .is_some_and(|w| w.contains("ccmissuer controller stopped"))
+        );
     }
 }

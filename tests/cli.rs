@@ -224,7 +224,10 @@ fn controller_flags_out_of_range_are_refused_with_a_message() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flag}={value}: {stderr}");
-        assert!(stderr.contains(flag) && stderr.contains(says), "{flag}={value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(says),
+            "{flag}={value}: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }

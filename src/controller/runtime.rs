@@ -345,7 +345,10 @@ async fn run_controllers(
                 .run(
                     move |cr, ctx| {
                         let h = h1.clone();
-                        async move { h.track("certificaterequest", certificate_request::reconcile(cr, ctx)).await }
+                        async move {
+                            h.track("certificaterequest", certificate_request::reconcile(cr, ctx))
+                                .await
+                        }
                     },
                     certificate_request::error_policy,
                     ctx.clone(),

@@ -128,6 +128,7 @@ pub struct PcaClient {
     retry: RetryPolicy,
     request_timeout: Duration,
     observer: Option<Arc<dyn PcaObserver>>,
+    pca_clock: PcaClock,
 }
 
 impl std::fmt::Debug for PcaClient {
@@ -189,12 +190,20 @@ impl PcaClient {
             retry: config.retry,
             request_timeout: config.request_timeout,
             observer,
+            pca_clock: PcaClock::default(),
         })
     }
 
     /// The PCA endpoint.
     pub fn endpoint(&self) -> &Url {
         &self.endpoint
+    }
+
+    /// How far the service's clock is ahead of ours (ms), from the `Date` header of its last
+    /// answer, if one was seen. Only a hint (a proxy may write its own `Date`): use it to order
+    /// work, never to decide.
+    pub fn pca_clock_offset_ms(&self) -> Option<i64> {
+        self.pca_clock.offset_ms()
     }
 
     /// The access key in use (not secret).
@@ -468,7 +477,10 @@ impl PcaClient {
             request = request.body(body.to_vec());
         }
         let result = match request.send().await {
-            Ok(resp) => read_response(op, base, resp, self.request_timeout).await,
+            Ok(resp) => {
+                self.pca_clock.observe(resp.headers());
+                read_response(op, base, resp, self.request_timeout).await
+            }
             Err(e) => Err(transport_error(op, base, &e, self.request_timeout)),
         };
         let outcome = match &result {
@@ -553,6 +565,31 @@ impl PcaClient {
             headers.insert(name, value);
         }
         Ok((url, headers))
+    }
+}
+
+/// The service's clock as its `Date` headers tell it (second precision).
+#[derive(Debug, Default)]
+struct PcaClock {
+    offset_ms: std::sync::Mutex<Option<i64>>,
+}
+
+impl PcaClock {
+    fn observe(&self, headers: &HeaderMap) {
+        let Some(date) = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(v).ok())
+        else {
+            return;
+        };
+        // The header is truncated to the second: the service's time lies in [date, date + 1 s).
+        let offset = date.as_millisecond() + 500 - jiff::Timestamp::now().as_millisecond();
+        *self.offset_ms.lock().unwrap_or_else(|e| e.into_inner()) = Some(offset);
+    }
+
+    fn offset_ms(&self) -> Option<i64> {
+        *self.offset_ms.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -10,8 +10,10 @@
 //!    search over the offset instead of paging through everything newer;
 //! 2. narrows entries by issuing CA, key algorithm, common name and status from the list
 //!    itself, before any export;
-//! 3. exports the remaining candidates nearest to the intent first, skipping ids it already
-//!    checked (kept per request across passes) and ids the PCA refuses to export;
+//! 3. exports the remaining candidates nearest to the intent first — on the PCA's clock as its
+//!    `Date` headers tell it, so the certificate of a lost answer is normally the first one
+//!    exported (the hint only orders, it never narrows) — skipping ids it already checked
+//!    (kept per request across passes) and ids the PCA refuses to export;
 //! 4. treats a list entry without `create_time`, or a page without `total`, as an incomplete
 //!    answer to retry — never as "nothing was issued".
 //!
@@ -37,7 +39,7 @@ const PAGE: u32 = 100;
 /// Pages of the window read in one pass.
 pub const MAX_WINDOW_PAGES: u32 = 50;
 /// Candidates exported in one pass.
-pub const MAX_EXPORTS_PER_PASS: usize = 10;
+pub const MAX_EXPORTS_PER_PASS: usize = 25;
 
 /// The result of one search pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,8 +143,7 @@ pub async fn search(
     })
 }
 
-/// The window's candidates, nearest to the intent first, and whether the window was read to
-/// its end.
+/// The window's candidates (each once), and whether the window was read to its end.
 async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, bool), RecoveryError> {
     let (from, to) = target.window();
     let first = list(client, target, PAGE, 0).await?;
@@ -159,24 +160,24 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
     let mut found = Vec::new();
     for _ in 0..MAX_WINDOW_PAGES {
         if page.certificates.is_empty() {
-            return Ok((nearest_first(found, target), true));
+            return Ok((found, true));
         }
         for cert in &page.certificates {
             let at = created(cert)?;
             if at < from {
-                return Ok((nearest_first(found, target), true));
+                return Ok((found, true));
             }
-            if target.may_be_ours(cert, at) {
+            if target.may_be_ours(cert, at) && !found.iter().any(|(_, id)| id == &cert.certificate_id) {
                 found.push((at, cert.certificate_id.clone()));
             }
         }
         offset = offset.saturating_add(u32::try_from(page.certificates.len()).unwrap_or(PAGE));
         if u64::from(offset) >= page.total {
-            return Ok((nearest_first(found, target), true));
+            return Ok((found, true));
         }
         page = list(client, target, PAGE, offset).await?;
     }
-    Ok((nearest_first(found, target), false))
+    Ok((found, false))
 }
 
 /// The smallest offset whose entry was created at or before `to` (entries are newest first),
@@ -214,10 +215,4 @@ async fn list(
 fn created(cert: &PrivateCertificate) -> Result<i64, RecoveryError> {
     cert.create_time
         .ok_or(RecoveryError::Incomplete("an entry has no create_time"))
-}
-
-fn nearest_first(mut found: Vec<(i64, String)>, target: &Target<'_>) -> Vec<(i64, String)> {
-    found.sort_by_key(|(at, id)| ((at - target.intent.start_ms).abs(), id.clone()));
-    found.dedup_by(|a, b| a.1 == b.1);
-    found
 }

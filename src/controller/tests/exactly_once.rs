@@ -11,7 +11,10 @@ use super::*;
 use crate::{
     cert_manager::CertificateRequest,
     controller::{
-        issuance::intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION, RETRYING_SINCE_ANNOTATION, bound},
+        issuance::{
+            intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION, RETRYING_SINCE_ANNOTATION, bound},
+            recovery::MAX_EXPORTS_PER_PASS,
+        },
         leader::Fence,
         runtime::request_inputs,
     },
@@ -242,15 +245,30 @@ async fn recovery_exports_a_bounded_number_of_candidates_per_pass() {
     let w = world(config).await;
     let c = csr(false, &["cert-test.com"]);
     w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
-    // 30 look-alikes (same CA, name and key algorithm) in the window, then ours is lost.
-    issue_others(&w.mock, "ingress-server-crt", 30).await;
     w.mock.faults(json!({"drop_after_issue": 1})).await;
     w.reconcile().await;
+    let ours: Vec<String> = w
+        .mock
+        .mock
+        .store
+        .all_certs()
+        .iter()
+        .map(|c| c.certificate_id.clone())
+        .collect();
+    let intent = annotation(&w, INTENT_ANNOTATION).expect("intent");
+    let start: i64 = intent.split('/').next().and_then(|s| s.parse().ok()).expect("start");
+    // 40 look-alikes (same CA, name and key algorithm) closer to the attempt than ours, which
+    // the PCA recorded a little before it (its clock runs behind).
+    for id in issue_others(&w.mock, "ingress-server-crt", 40).await {
+        set_create_time(&w.mock, &id, start + 1000);
+    }
+    set_create_time(&w.mock, &ours[0], start - 60_000);
     let exports_before = w.calls(EXPORT).await;
     w.reconcile().await;
     let exports = w.calls(EXPORT).await - exports_before;
-    assert!(exports <= 10, "{exports} exports in one pass");
-    for _ in 0..5 {
+    assert!(exports <= MAX_EXPORTS_PER_PASS as u64, "{exports} exports in one pass");
+    assert_eq!(w.ready().1, "Pending", "undecided after one pass: {}", w.ready().2);
+    for _ in 0..3 {
         if w.ready().1 == "Issued" {
             break;
         }
