@@ -144,8 +144,8 @@ pub async fn verify_exported(
         id: id.to_owned(),
         source,
     };
-    let certificate = exported.certificate.unwrap_or_default();
-    let chain_pem = exported.certificate_chain.unwrap_or_default();
+    let certificate = exported.certificate;
+    let chain_pem = exported.certificate_chain;
     // Signature checks are CPU work proportional to what the PCA sent: off the async workers,
     // so a hostile answer cannot stall lease renewal or the health endpoints.
     let chain = tokio::task::spawn_blocking(move || {
@@ -170,10 +170,7 @@ pub async fn verify_exported(
 /// attempt whose answer was lost). Only the exported certificate itself is checked.
 pub async fn exported_matches(client: &PcaClient, id: &str, request: &SignRequest<'_>) -> Result<bool, PcaError> {
     let exported = export(client, id, request.kind).await?;
-    let der = exported
-        .certificate
-        .as_deref()
-        .and_then(|pem| first_certificate(pem.as_bytes()));
+    let der = first_certificate(exported.certificate.as_bytes());
     let now = jiff::Timestamp::now().as_second();
     Ok(der.is_some_and(|der| check_certificate(&der, &request.expectation(now)).is_ok()))
 }

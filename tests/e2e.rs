@@ -76,7 +76,7 @@ fn crd_validation(stack: &Stack) -> Result<()> {
         let issuer = |spec: &str| format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: v}}\nspec: {spec}\n");
         let refused = [
             ("{urn: not-a-uuid, region: cn-north-4, secretRef: {name: s}}", "spec.urn"),
-            (&format!("{{urn: \"{SEED_URN}\", region: mars-north-1, secretRef: {{name: s}}}}") as &str, "spec.region must be a known CCM region"),
+            (&format!("{{urn: \"{SEED_URN}\", region: Mars_North, secretRef: {{name: s}}}}") as &str, "spec.region"),
             (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4}}"), "secretRef"),
             (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: s}}, pathLength: 9}}"), "pathLength"),
             (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: s}}, endpoint: \"ftp://x\"}}"), "endpoint"),
@@ -86,10 +86,17 @@ fn crd_validation(stack: &Stack) -> Result<()> {
             let text = format!("{err:#}");
             ensure!(text.contains(field), "the refusal of {spec} names {field}: {text}");
         }
-        // Any region id is fine with an explicit endpoint.
+        // Any well-formed region id is fine with an explicit endpoint.
         stack
             .apply_in(ns, &issuer(&format!("{{urn: \"{SEED_URN}\", region: mars-north-1, endpoint: \"https://ccm.example.com\", secretRef: {{name: s}}}}")))
             .await?;
+        // And without one: the schema accepts it (the controller may have --pca-endpoint for
+        // it); this controller has none, so the issuer says so.
+        stack.credentials_secret(ns, "s", SK).await?;
+        let unknown = issuer(&format!("{{urn: \"{SEED_URN}\", region: mars-north-1, secretRef: {{name: s}}}}")).replace("name: v}", "name: unknown-region}");
+        stack.apply_in(ns, &unknown).await?;
+        let (status, message) = issuer_condition(stack, ns, "unknown-region", "UnknownRegion").await?;
+        ensure!(status == "False" && message.contains("--pca-endpoint mars-north-1=URL"), "says how to fix it: {message}");
         Ok(())
     })
 }

@@ -1124,6 +1124,8 @@ fn leader_election(stack: &Stack) -> Result<()> {
             .arg(&kubeconfig)
             .args(["--pca-endpoint", &format!("cn-north-4={}", stack.mock_url)])
             .args(["--pca-endpoint", &format!("ap-southeast-3={}", stack.mock_url)])
+            // IAM is not moved by --pca-endpoint (as in the Huawei SDKs): point it at the mock too.
+            .args(["--iam-endpoint", &stack.mock_url])
             .arg("--ca-bundle")
             .arg(&stack.mock_ca_file)
             .env("POD_NAMESPACE", NAMESPACE)

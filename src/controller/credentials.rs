@@ -20,7 +20,7 @@ use crate::{
     metrics::Metrics,
     pca::{
         ClientConfig, Credentials, PcaClient, PcaObserver,
-        endpoint::{iam_endpoint, parse_endpoint, pca_endpoint},
+        endpoint::{parse_endpoint, pca_endpoint, resolve_iam, resolve_sts},
         ratelimit::RateLimiters,
     },
 };
@@ -166,16 +166,13 @@ pub fn client_config(spec: &IssuerSpec, config: &Config) -> Result<ClientConfig,
     let endpoint = match (spec.endpoint.as_deref(), region_override) {
         (Some(e), _) => parse_endpoint(e).map_err(invalid)?,
         (None, Some(url)) => url.clone(),
-        (None, None) => pca_endpoint(&spec.region).map_err(invalid)?,
+        (None, None) => pca_endpoint(&spec.region)
+            .map_err(|e| IssuerProblem::permanent(super::issuer::UNKNOWN_REGION, e.to_string()))?,
     };
-    let overridden = spec.endpoint.is_some() || region_override.is_some();
-    let iam = match spec.iam_endpoint.as_deref() {
-        Some(e) => parse_endpoint(e).map_err(invalid)?,
-        // An overridden PCA endpoint (a private endpoint, our mock) usually fronts IAM too.
-        None if overridden => endpoint.clone(),
-        None => iam_endpoint(&spec.region).map_err(invalid)?,
-    };
+    // Independent of the PCA endpoint, as in the SDKs: a CCM host serves no IAM API.
+    let iam = resolve_iam(spec.iam_endpoint.as_deref(), config.iam_endpoint.as_ref(), &spec.region).map_err(invalid)?;
     let mut cc = ClientConfig::new(endpoint, iam);
+    cc.sts_endpoint = resolve_sts(config.sts_endpoint.as_ref(), &spec.region);
     cc.domain_id = spec.domain_id.clone();
     cc.ca_bundle_pem = spec.ca_bundle.as_deref().map(decode_ca_bundle).transpose()?;
     cc.extra_roots_pem = config.extra_ca_bundle.clone();
@@ -368,20 +365,57 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_override_also_serves_iam_unless_given() {
+    fn endpoint_overrides_never_move_iam() {
         let mut s = spec(None);
         s.endpoint = Some("https://127.0.0.1:8443".into());
         let cc = client_config(&s, &Config::default()).unwrap();
         assert_eq!(cc.endpoint.as_str(), "https://127.0.0.1:8443/");
-        assert_eq!(cc.iam_endpoint.as_str(), "https://127.0.0.1:8443/");
+        assert_eq!(cc.iam_endpoint.as_str(), "https://iam.cn-north-4.myhuaweicloud.com/");
+        assert_eq!(
+            cc.sts_endpoint.unwrap().as_str(),
+            "https://sts.cn-north-4.myhuaweicloud.com/"
+        );
+        let config = Config {
+            iam_endpoint: Some(url::Url::parse("https://iam.private.example").unwrap()),
+            ..Config::default()
+        };
+        assert_eq!(
+            client_config(&s, &config).unwrap().iam_endpoint.as_str(),
+            "https://iam.private.example/"
+        );
         s.iam_endpoint = Some("https://iam.example:443".into());
         assert_eq!(
-            client_config(&s, &Config::default()).unwrap().iam_endpoint.as_str(),
+            client_config(&s, &config).unwrap().iam_endpoint.as_str(),
             "https://iam.example/"
         );
         let cc = client_config(&spec(None), &Config::default()).unwrap();
         assert_eq!(cc.endpoint.as_str(), "https://ccm.cn-north-4.myhuaweicloud.com/");
         assert_eq!(cc.iam_endpoint.as_str(), "https://iam.cn-north-4.myhuaweicloud.com/");
+        // Not in the SDKs' IAM table: the global IAM endpoint, and no STS.
+        let mut eu = spec(None);
+        eu.region = "eu-west-101".into();
+        let cc = client_config(&eu, &Config::default()).unwrap();
+        assert_eq!(cc.iam_endpoint.as_str(), "https://iam.myhuaweicloud.com/");
+        assert_eq!(cc.sts_endpoint, None);
+    }
+
+    #[test]
+    fn unknown_region_without_endpoint_is_an_issuer_problem() {
+        let mut s = spec(None);
+        s.region = "la-north-2".into();
+        let p = client_config(&s, &Config::default()).unwrap_err();
+        assert_eq!(p.reason, super::super::issuer::UNKNOWN_REGION);
+        assert!(!p.retryable);
+        assert!(p.message.contains("--pca-endpoint la-north-2=URL"), "{}", p.message);
+        let mut config = Config::default();
+        config.region_endpoints.insert(
+            "la-north-2".into(),
+            url::Url::parse("https://ccm.private.example").unwrap(),
+        );
+        assert_eq!(
+            client_config(&s, &config).unwrap().endpoint.as_str(),
+            "https://ccm.private.example/"
+        );
     }
 
     #[test]
@@ -392,7 +426,7 @@ mod tests {
             .insert("cn-north-4".into(), url::Url::parse("https://127.0.0.1:9443").unwrap());
         let cc = client_config(&spec(None), &config).unwrap();
         assert_eq!(cc.endpoint.as_str(), "https://127.0.0.1:9443/");
-        assert_eq!(cc.iam_endpoint.as_str(), "https://127.0.0.1:9443/");
+        assert_eq!(cc.iam_endpoint.as_str(), "https://iam.cn-north-4.myhuaweicloud.com/");
         let mut other = spec(None);
         other.region = "ap-southeast-3".into();
         let cc = client_config(&other, &config).unwrap();

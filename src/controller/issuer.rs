@@ -18,7 +18,7 @@ use super::{Context, Error, FIELD_MANAGER, conditions::issuer_condition, credent
 use crate::{
     cert_manager::{CertificateRequest, READY},
     crd::{CCMClusterIssuer, CCMIssuer, CLUSTER_ISSUER_KIND, CaSummary, GROUP, ISSUER_KIND, IssuerSpec, IssuerStatus},
-    pca::types::CertificateAuthority,
+    pca::types::{CertificateAuthority, GenMode},
 };
 
 /// Condition type warning about the CA's end of validity.
@@ -210,6 +210,82 @@ impl Verdict {
     }
 }
 
+/// Ready reason: the CA can issue.
+pub const VERIFIED: &str = "Verified";
+/// Ready reason: the CA's status is not `ACTIVED`.
+pub const CA_NOT_ACTIVE: &str = "CANotActive";
+/// Ready reason: the CA is frozen (`freeze_flag` ≠ 0).
+pub const CA_FROZEN: &str = "CAFrozen";
+/// Ready reason: the CA was issued from a CSR (`gen_mode` `CSR`), its key is not in the PCA.
+pub const CA_KEY_NOT_IN_PCA: &str = "CAKeyNotInPCA";
+/// Ready reason: an SM2 CA (key algorithm `SM2` or signature algorithm `SM3`).
+pub const CA_ALGORITHM_UNSUPPORTED: &str = "CAAlgorithmUnsupported";
+/// Ready reason: the CA's validity has not begun.
+pub const CA_NOT_YET_VALID: &str = "CANotYetValid";
+/// Ready reason: the CA's validity has ended (while its status still says otherwise).
+pub const CA_EXPIRED: &str = "CAExpired";
+/// Ready reason: the region has no known PCA endpoint and none is configured.
+pub const UNKNOWN_REGION: &str = "UnknownRegion";
+
+/// Why a CA cannot sign, from what `ShowCertificateAuthority` reports: `(reason, message)`.
+/// `None` when nothing forbids it. Shared by the issuer check and `ccm-issuer pca describe-ca`
+/// / `pca sign`. Fields the answer leaves out (`freeze_flag`, `gen_mode`, algorithms, validity)
+/// forbid nothing: the service decides at issuance.
+pub fn signing_blocker(ca: &CertificateAuthority, urn: &str, now_ms: i64) -> Option<(&'static str, String)> {
+    let what = format!("PCA CA {urn} ({})", ca.distinguished_name.display());
+    if !ca.is_active() {
+        return Some((
+            CA_NOT_ACTIVE,
+            format!(
+                "{what} is {}; only an ACTIVED CA can issue (enable it in the CCM console)",
+                ca.status
+            ),
+        ));
+    }
+    if let Some(flag) = ca.freeze_flag.filter(|f| *f != 0) {
+        return Some((
+            CA_FROZEN,
+            format!(
+                "{what} is frozen (freeze_flag {flag}); a frozen CA cannot issue: check the CA and the account in the CCM console"
+            ),
+        ));
+    }
+    if ca.gen_mode == Some(GenMode::Csr) {
+        return Some((
+            CA_KEY_NOT_IN_PCA,
+            format!(
+                "{what} was issued from a CSR (gen_mode CSR): its private key is held outside the PCA, so the PCA cannot sign with it; use a CA whose key the PCA holds (gen_mode GENERATE or IMPORT)"
+            ),
+        ));
+    }
+    let is_sm = |v: &Option<String>| v.as_deref().is_some_and(|a| a.to_ascii_uppercase().starts_with("SM"));
+    if is_sm(&ca.key_algorithm) || is_sm(&ca.signature_algorithm) {
+        return Some((
+            CA_ALGORITHM_UNSUPPORTED,
+            format!(
+                "{what} uses {} with {}: SM2 CAs are not supported: TLS clients in Kubernetes cannot use them",
+                ca.key_algorithm.as_deref().unwrap_or("an unreported key algorithm"),
+                ca.signature_algorithm
+                    .as_deref()
+                    .unwrap_or("an unreported signature algorithm"),
+            ),
+        ));
+    }
+    if let Some(nb) = ca.not_before.filter(|nb| *nb > now_ms) {
+        return Some((
+            CA_NOT_YET_VALID,
+            format!("{what} is not valid before {}", ms_to_rfc3339(nb)),
+        ));
+    }
+    if let Some(na) = ca.not_after.filter(|na| *na <= now_ms) {
+        return Some((
+            CA_EXPIRED,
+            format!("{what} expired on {}; renew or replace it", ms_to_rfc3339(na)),
+        ));
+    }
+    None
+}
+
 /// Judges a CA as the PCA reported it.
 pub fn evaluate_ca(ca: CertificateAuthority, spec: &IssuerSpec, now_ms: i64, warn_window: Duration) -> Verdict {
     let subject = ca.distinguished_name.display();
@@ -222,14 +298,11 @@ pub fn evaluate_ca(ca: CertificateAuthority, spec: &IssuerSpec, now_ms: i64, war
         let days = (na - now_ms).max(0) / 86_400_000;
         format!("PCA CA {} ({subject}) expires on {until}, in {days} days: certificates are clamped to its validity; renew or replace the CA", spec.urn)
     });
-    if !ca.is_active() {
+    if let Some((reason, message)) = signing_blocker(&ca, &spec.urn, now_ms) {
         return Verdict {
             ready: Some(false),
-            reason: "CANotActive",
-            message: format!(
-                "PCA CA {} ({subject}) is {}; only an ACTIVED CA can issue (enable it in the CCM console)",
-                spec.urn, ca.status
-            ),
+            reason,
+            message,
             ca: Some(ca),
             expiring,
             transient: false,
@@ -246,7 +319,7 @@ pub fn evaluate_ca(ca: CertificateAuthority, spec: &IssuerSpec, now_ms: i64, war
     }
     Verdict {
         ready: Some(true),
-        reason: "Verified",
+        reason: VERIFIED,
         message,
         ca: Some(ca),
         expiring,
@@ -381,8 +454,8 @@ fn status_from(issuer: &AnyIssuer, verdict: &Verdict) -> IssuerStatus {
     }
     let ca = verdict.ca.as_ref().map(|ca| CaSummary {
         subject: Some(ca.distinguished_name.display()).filter(|s| !s.is_empty()),
-        status: Some(ca.status.clone()),
-        r#type: Some(ca.ca_type.clone()).filter(|s| !s.is_empty()),
+        status: Some(ca.status.to_string()),
+        r#type: Some(ca.ca_type.to_string()),
         key_algorithm: ca.key_algorithm.clone(),
         path_length: ca.path_length,
         not_before: ca.not_before.map(ms_to_rfc3339),
@@ -458,7 +531,7 @@ mod tests {
     use super::*;
     use crate::{
         cert_manager::{CertificateRequestSpec, IssuerRef},
-        pca::types::DistinguishedName,
+        pca::types::{CaStatus, CaType, DistinguishedName},
     };
 
     fn spec() -> IssuerSpec {
@@ -466,16 +539,28 @@ mod tests {
     }
 
     fn ca(status: &str, not_after_ms: i64) -> CertificateAuthority {
+        let status: CaStatus = serde_json::from_value(serde_json::json!(status)).unwrap();
         CertificateAuthority {
-            ca_id: spec().urn,
-            status: status.into(),
-            path_length: Some(1),
-            not_after: Some(not_after_ms),
+            ca_id: Some(spec().urn),
+            ca_type: CaType::Subordinate,
+            status,
             distinguished_name: DistinguishedName {
                 common_name: Some("sub".into()),
                 ..Default::default()
             },
-            ..Default::default()
+            path_length: Some(1),
+            issuer_id: None,
+            issuer_name: None,
+            key_algorithm: Some("EC256".into()),
+            signature_algorithm: Some("SHA256".into()),
+            freeze_flag: Some(0),
+            gen_mode: Some(GenMode::Generate),
+            serial_number: None,
+            create_time: None,
+            delete_time: None,
+            not_before: Some(0),
+            not_after: Some(not_after_ms),
+            enterprise_project_id: None,
         }
     }
 
@@ -491,6 +576,60 @@ mod tests {
             let v = evaluate_ca(ca(status, 400 * DAY), &spec(), 0, WINDOW);
             assert_eq!((v.ready, v.reason), (Some(false), "CANotActive"), "{status}");
             assert!(v.message.contains(status));
+        }
+    }
+
+    #[test]
+    fn cas_that_cannot_sign_are_not_ready_with_a_reason_naming_why() {
+        type Change = fn(&mut CertificateAuthority);
+        let cases: [(&str, Change, &str); 7] = [
+            (CA_FROZEN, |c| c.freeze_flag = Some(1), "freeze_flag 1"),
+            (CA_KEY_NOT_IN_PCA, |c| c.gen_mode = Some(GenMode::Csr), "gen_mode CSR"),
+            (
+                CA_ALGORITHM_UNSUPPORTED,
+                |c| c.key_algorithm = Some("SM2".into()),
+                "SM2 CAs are not supported: TLS clients in Kubernetes cannot use them",
+            ),
+            (
+                CA_ALGORITHM_UNSUPPORTED,
+                |c| c.signature_algorithm = Some("SM3".into()),
+                "SM2 CAs are not supported",
+            ),
+            (CA_NOT_YET_VALID, |c| c.not_before = Some(10 * DAY), "not valid before"),
+            (CA_EXPIRED, |c| c.not_after = Some(DAY / 2), "expired on"),
+            (
+                CA_NOT_ACTIVE,
+                |c| c.status = CaStatus::Other("FROZEN".into()),
+                "is FROZEN",
+            ),
+        ];
+        for (reason, change, text) in cases {
+            let mut c = ca("ACTIVED", 400 * DAY);
+            change(&mut c);
+            let v = evaluate_ca(c, &spec(), DAY, WINDOW);
+            assert_eq!((v.ready, v.reason), (Some(false), reason), "{text}");
+            assert!(v.message.contains(text), "{reason}: {}", v.message);
+            assert!(v.ca.is_some() && !v.transient);
+        }
+    }
+
+    #[test]
+    fn unreported_properties_forbid_nothing() {
+        let mut c = ca("ACTIVED", 400 * DAY);
+        (
+            c.freeze_flag,
+            c.gen_mode,
+            c.key_algorithm,
+            c.signature_algorithm,
+            c.not_before,
+            c.not_after,
+        ) = (None, None, None, None, None, None);
+        let v = evaluate_ca(c, &spec(), DAY, WINDOW);
+        assert_eq!((v.ready, v.reason), (Some(true), VERIFIED), "{}", v.message);
+        for gen_mode in [GenMode::Generate, GenMode::Import] {
+            let mut c = ca("ACTIVED", 400 * DAY);
+            c.gen_mode = Some(gen_mode);
+            assert_eq!(evaluate_ca(c, &spec(), DAY, WINDOW).reason, VERIFIED);
         }
     }
 

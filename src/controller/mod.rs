@@ -68,8 +68,14 @@ pub struct Config {
     /// Name of this instance in events.
     pub instance: Option<String>,
     /// PCA endpoints replacing the region table (`--pca-endpoint REGION=URL`, or the SDK's
-    /// `HUAWEICLOUD_SDK_REGION_CCM_<REGION>`); IAM is then reached at the same URL.
+    /// `HUAWEICLOUD_SDK_REGION_CCM_<REGION>`). They never move IAM.
     pub region_endpoints: std::collections::BTreeMap<String, url::Url>,
+    /// IAM endpoint for issuers without `spec.iamEndpoint` (`--iam-endpoint`, or the SDK's
+    /// `HUAWEICLOUD_SDK_IAM_ENDPOINT`); `None`: the SDKs' IAM region table.
+    pub iam_endpoint: Option<url::Url>,
+    /// STS endpoint for the account-id fallback (`--sts-endpoint`, or the SDK's
+    /// `HUAWEICLOUD_SDK_STS_ENDPOINT`); `None`: the SDKs' STS region table.
+    pub sts_endpoint: Option<url::Url>,
     /// PEM CAs trusted, besides the system roots, for issuers without their own caBundle.
     pub extra_ca_bundle: Option<Vec<u8>>,
     /// Which endpoints issuers may use.
@@ -93,6 +99,8 @@ impl Default for Config {
             pca_connect_timeout: Duration::from_secs(10),
             instance: None,
             region_endpoints: Default::default(),
+            iam_endpoint: None,
+            sts_endpoint: None,
             extra_ca_bundle: None,
             endpoint_policy: Default::default(),
         }

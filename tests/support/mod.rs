@@ -197,6 +197,8 @@ impl Stack {
             // the mock the way the Huawei SDK's environment override does.
             .args(["--pca-endpoint", &format!("cn-north-4={}", self.mock_url)])
             .args(["--pca-endpoint", &format!("ap-southeast-3={}", self.mock_url)])
+            // IAM is not moved by --pca-endpoint (as in the Huawei SDKs): point it at the mock too.
+            .args(["--iam-endpoint", &self.mock_url])
             .arg("--ca-bundle")
             .arg(&self.mock_ca_file)
             // Scenarios with a namespaced issuer naming the mock's endpoint: the administrator

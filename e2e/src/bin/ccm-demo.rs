@@ -167,6 +167,8 @@ async fn run_demo(
         // The talk's issuer names region cn-north-4: point that region at the mock, as the
         // Huawei SDK's HUAWEICLOUD_SDK_REGION_CCM_CN_NORTH_4 variable would.
         .args(["--pca-endpoint", &format!("cn-north-4={mock_url}")])
+        // IAM (account-id discovery) is not moved by it, as in the SDK: HUAWEICLOUD_SDK_IAM_ENDPOINT.
+        .args(["--iam-endpoint", &mock_url])
         .arg("--ca-bundle")
         .arg(&mock_ca)
         .env("RUST_LOG", "info");

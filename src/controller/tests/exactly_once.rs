@@ -288,9 +288,13 @@ async fn revoked_candidate_does_not_fail_the_request() {
     let w = world(config).await;
     let c = csr(false, &["cert-test.com"]);
     let revoked = issue_others(&w.mock, "ingress-server-crt", 1).await.remove(0);
-    raw_client(&w.mock)
-        .revoke_certificate(&revoked, None)
-        .await
+    w.mock
+        .mock
+        .store
+        .update_cert(&revoked, |c| {
+            c.status = ccm_mock_pca::state::CertStatus::Revoked;
+            Ok(())
+        })
         .expect("revoke");
     let mut cr = request_json(&c, false, approved(), "CCMIssuer");
     let uid = "0f0f0f0f-0000-4000-8000-00000000000b";
