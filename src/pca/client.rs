@@ -313,7 +313,8 @@ impl PcaClient {
         let Turn { _private: () } = turn;
         checked_id(&request.issuer_id)?;
         let op = Operation::CreateCertificateByCsr;
-        let body = serde_json::to_vec(request).map_err(|e| PcaError::invalid(&format!("cannot encode {op} body: {e}")))?;
+        let body =
+            serde_json::to_vec(request).map_err(|e| PcaError::invalid(&format!("cannot encode {op} body: {e}")))?;
         let call = Call {
             op,
             service: Service::Pca,

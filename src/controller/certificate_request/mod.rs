@@ -28,7 +28,6 @@ use super::{
     issuance::{
         self, IssuanceError, Obtained,
         intent::{INTENT_ANNOTATION, bound},
-        recovery::RecoveryError,
     },
     issuer::report_problem,
     tracked::{Tracked, Write},
@@ -248,21 +247,12 @@ async fn issuance_outcome(cr: &CertificateRequest, ctx: &Context, issuer: &AnyIs
         IssuanceError::NotIssued(e) => pca_outcome(cr, ctx, issuer, e, Phase::Issue, Budget::Limited)
             .await
             .into(),
-        IssuanceError::Unknown(e) | IssuanceError::Recovery(RecoveryError::Pca(e)) if e.is_credentials() => {
+        IssuanceError::Unknown(e) | IssuanceError::Recovery(e) if e.is_credentials() => {
             refused_credentials(ctx, issuer, &e).await.into()
         }
-        IssuanceError::Unknown(e) | IssuanceError::Recovery(RecoveryError::Pca(e)) => {
+        IssuanceError::Unknown(e) | IssuanceError::Recovery(e) => {
             transient(cr, ctx, e.reason(), unknown(&e), Phase::Issue, Budget::Unlimited).into()
         }
-        IssuanceError::Recovery(e @ RecoveryError::Incomplete(_)) => transient(
-            cr,
-            ctx,
-            reasons::VERIFYING_EARLIER_ATTEMPT,
-            e.to_string(),
-            Phase::Issue,
-            Budget::Unlimited,
-        )
-        .into(),
         IssuanceError::Undecided { message, wait } => {
             Outcome::unresolved(reasons::VERIFYING_EARLIER_ATTEMPT, message, wait).into()
         }

@@ -29,7 +29,7 @@ use tracing::{info, warn};
 
 use self::{
     intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION, Intent, RecordedIntent, bind, bound, recorded_intent},
-    recovery::{RecoveryError, Search, Target},
+    recovery::{Search, Target},
 };
 use super::{
     Context,
@@ -57,7 +57,7 @@ pub enum IssuanceError {
     Unknown(PcaError),
     /// Looking for the certificate of an earlier attempt failed; the outcome is still unknown.
     #[error("looking for the certificate of an earlier attempt failed: {0}")]
-    Recovery(#[from] RecoveryError),
+    Recovery(PcaError),
     /// An earlier attempt may still be in flight, or recovery needs another pass.
     #[error("{message}")]
     Undecided {
@@ -158,7 +158,7 @@ async fn resolve_earlier_attempt(
     let mut checked = ctx.requests.checked_candidates(&uid);
     let result = recovery::search(client, &target, &mut checked).await;
     ctx.requests.set_checked_candidates(&uid, checked);
-    match result? {
+    match result.map_err(IssuanceError::Recovery)? {
         Search::Found(id) => {
             info!(request = %tracked.name(), certificate_id = %id, "found the certificate of an earlier attempt; not issuing again");
             ctx.metrics.duplicate_avoided(reasons::RECOVERED);

@@ -14,8 +14,8 @@
 //!    `Date` headers tell it, so the certificate of a lost answer is normally the first one
 //!    exported (the hint only orders, it never narrows) — skipping ids it already checked
 //!    (kept per request across passes) and ids the PCA refuses to export;
-//! 4. treats a list entry without `create_time`, or a page without `total`, as an incomplete
-//!    answer to retry — never as "nothing was issued".
+//! 4. gets a list entry without `create_time`, or a page without `total`, from the client as an
+//!    incomplete answer to retry — never as "nothing was issued".
 //!
 //! One pass costs at most `1 + ⌈log2(total)⌉ + MAX_WINDOW_PAGES` list calls and
 //! `MAX_EXPORTS_PER_PASS` exports; a window that needs more is continued in the next pass.
@@ -50,17 +50,6 @@ pub enum Search {
     NotIssued,
     /// The pass ended before the window was read or every candidate exported; search again.
     Undecided(String),
-}
-
-/// Why a pass could not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum RecoveryError {
-    /// A list or export call failed.
-    #[error(transparent)]
-    Pca(#[from] PcaError),
-    /// The PCA's answer lacks a field the decision depends on.
-    #[error("the PCA's certificate list is incomplete ({0}); searching again later")]
-    Incomplete(&'static str),
 }
 
 /// What a pass looks for.
@@ -114,7 +103,7 @@ pub async fn search(
     client: &PcaClient,
     target: &Target<'_>,
     checked: &mut HashSet<String>,
-) -> Result<Search, RecoveryError> {
+) -> Result<Search, PcaError> {
     let (candidates, complete) = candidates(client, target).await?;
     let unchecked: Vec<&String> = candidates
         .iter()
@@ -133,7 +122,7 @@ pub async fn search(
             Ok(false) => {}
             // Revoked meanwhile, or otherwise not exportable: it cannot be delivered anyway.
             Err(e) if !e.is_retryable() && !e.is_credentials() => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         checked.insert((*id).clone());
     }
@@ -148,7 +137,7 @@ pub async fn search(
 }
 
 /// The window's candidates (each once), and whether the window was read to its end.
-async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, bool), RecoveryError> {
+async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, bool), PcaError> {
     let (from, to) = target.window();
     let first = list(client, target, PAGE, 0).await?;
     let total = first.total;
@@ -187,12 +176,7 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
 /// The smallest offset whose entry was created at or before `to` (entries are newest first),
 /// by binary search with one-entry pages. New certificates only push entries to larger
 /// offsets, so the result may be a little early, never late: nothing in the window is skipped.
-async fn first_at_or_before(
-    client: &PcaClient,
-    target: &Target<'_>,
-    to: i64,
-    total: u64,
-) -> Result<u32, RecoveryError> {
+async fn first_at_or_before(client: &PcaClient, target: &Target<'_>, to: i64, total: u64) -> Result<u32, PcaError> {
     let mut lo = PAGE;
     let mut hi = u32::try_from(total).unwrap_or(u32::MAX);
     while lo < hi {
@@ -206,18 +190,13 @@ async fn first_at_or_before(
     Ok(lo)
 }
 
-async fn list(
-    client: &PcaClient,
-    target: &Target<'_>,
-    limit: u32,
-    offset: u32,
-) -> Result<CertificateList, RecoveryError> {
+async fn list(client: &PcaClient, target: &Target<'_>, limit: u32, offset: u32) -> Result<CertificateList, PcaError> {
     let page = client.list_certificates(&target.filter(limit, offset)).await?;
     Ok(page)
 }
 
-fn created(cert: &PrivateCertificate) -> Result<i64, RecoveryError> {
-    // The client refuses list answers without `create_time` (or `total`) as incomplete and
-    // retryable, so an absent field never reads as "nothing issued".
+/// The client refuses list answers without `create_time` (or `total`) as incomplete and
+/// retryable, so an absent field never reads as "nothing issued".
+fn created(cert: &PrivateCertificate) -> Result<i64, PcaError> {
     Ok(cert.create_time)
 }
