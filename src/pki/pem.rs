@@ -1,4 +1,7 @@
 //! PEM in (CRLF, LF or mixed line endings, text between blocks tolerated) and out (LF).
+//!
+//! Input is bounded before any decoding: at most [`MAX_PEM_BYTES`] bytes and
+//! [`MAX_BLOCKS`] blocks, so a hostile answer costs a byte scan, not a decode of every block.
 
 use ::pem::{EncodeConfig, LineEnding, Pem};
 
@@ -8,29 +11,57 @@ use super::PkiError;
 pub const CERTIFICATE: &str = "CERTIFICATE";
 /// `CERTIFICATE REQUEST` block tag.
 pub const CERTIFICATE_REQUEST: &str = "CERTIFICATE REQUEST";
+/// Largest PEM input accepted: 16 RSA-4096 certificates with generous extensions take about
+/// 40 KiB, so this leaves room for unusual but honest bundles.
+pub const MAX_PEM_BYTES: usize = 256 * 1024;
+/// Most blocks accepted in one PEM input (a PCA chain is a leaf and a few CAs).
+pub const MAX_BLOCKS: usize = 16;
+
+const BEGIN: &str = "-----BEGIN ";
 
 /// Every block of `input` with the given tag, as DER. Blocks of other types are an error, so
 /// a key or a CSR pasted into a chain is noticed.
 pub fn parse_blocks(input: &[u8], tag: &'static str) -> Result<Vec<Vec<u8>>, PkiError> {
-    // The pem crate wants LF or CRLF per line; normalise stray CRs (mixed endings) first.
-    let text = String::from_utf8_lossy(input).replace("\r\n", "\n").replace('\r', "\n");
-    let blocks = ::pem::parse_many(text.as_bytes()).map_err(|e| PkiError::Pem(e.to_string()))?;
+    let blocks = decode(input)?;
     if blocks.is_empty() {
         return Err(PkiError::NoPem(tag));
     }
-    blocks
-        .into_iter()
-        .map(|b| {
-            if b.tag() == tag || (tag == CERTIFICATE_REQUEST && b.tag() == "NEW CERTIFICATE REQUEST") {
-                Ok(b.into_contents())
-            } else {
-                Err(PkiError::UnexpectedPemTag {
-                    found: b.tag().to_owned(),
-                    wanted: tag,
-                })
-            }
-        })
-        .collect()
+    blocks.into_iter().map(|b| contents_if(b, tag)).collect()
+}
+
+/// The first block of `input` with the given tag, as DER (e.g. the certificate of an export
+/// whose chain follows it). Every block must have the tag.
+pub fn first_block(input: &[u8], tag: &'static str) -> Result<Vec<u8>, PkiError> {
+    parse_blocks(input, tag)?.into_iter().next().ok_or(PkiError::NoPem(tag))
+}
+
+/// The single block of `input`, as DER: several blocks, or anything but whitespace around
+/// the block, is an error naming it (for inputs that must hold exactly one object, like a CSR).
+pub fn only_block(input: &[u8], tag: &'static str) -> Result<Vec<u8>, PkiError> {
+    let text = normalise(input)?;
+    let blocks = decode_text(&text)?;
+    let block = match blocks.len() {
+        0 => return Err(PkiError::NoPem(tag)),
+        1 => blocks.into_iter().next().ok_or(PkiError::NoPem(tag))?,
+        n => {
+            return Err(PkiError::Pem(format!(
+                "expected exactly one {tag} block, found {n} PEM blocks"
+            )));
+        }
+    };
+    let start = text.find(BEGIN).unwrap_or(0);
+    let end_marker = format!("-----END {}-----", block.tag());
+    let end = text.find(&end_marker).map_or(text.len(), |i| i + end_marker.len());
+    let outside = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
+    match (outside(&text[..start]), outside(&text[end..])) {
+        (0, 0) => contents_if(block, tag),
+        (0, after) => Err(PkiError::Pem(format!(
+            "{after} characters of unexpected data after the {tag} block"
+        ))),
+        (before, _) => Err(PkiError::Pem(format!(
+            "{before} characters of unexpected data before the {tag} block"
+        ))),
+    }
 }
 
 /// Encodes DER blocks as PEM with LF line endings.
@@ -39,6 +70,47 @@ pub fn encode_blocks<'a>(tag: &str, ders: impl IntoIterator<Item = &'a [u8]>) ->
     ders.into_iter()
         .map(|d| ::pem::encode_config(&Pem::new(tag, d.to_vec()), config))
         .collect()
+}
+
+/// Checks the caps, then normalises line endings: the pem crate wants LF or CRLF per line, so
+/// stray CRs (mixed endings) become LF.
+fn normalise(input: &[u8]) -> Result<String, PkiError> {
+    if input.len() > MAX_PEM_BYTES {
+        return Err(PkiError::TooLarge {
+            what: "PEM input",
+            size: input.len(),
+            max: MAX_PEM_BYTES,
+        });
+    }
+    let text = String::from_utf8_lossy(input).replace("\r\n", "\n").replace('\r', "\n");
+    let found = text.matches(BEGIN).count();
+    if found > MAX_BLOCKS {
+        return Err(PkiError::TooMany {
+            what: "PEM blocks",
+            found,
+            max: MAX_BLOCKS,
+        });
+    }
+    Ok(text)
+}
+
+fn decode(input: &[u8]) -> Result<Vec<Pem>, PkiError> {
+    decode_text(&normalise(input)?)
+}
+
+fn decode_text(text: &str) -> Result<Vec<Pem>, PkiError> {
+    ::pem::parse_many(text.as_bytes()).map_err(|e| PkiError::Pem(e.to_string()))
+}
+
+fn contents_if(block: Pem, tag: &'static str) -> Result<Vec<u8>, PkiError> {
+    if block.tag() == tag || (tag == CERTIFICATE_REQUEST && block.tag() == "NEW CERTIFICATE REQUEST") {
+        Ok(block.into_contents())
+    } else {
+        Err(PkiError::UnexpectedPemTag {
+            found: block.tag().to_owned(),
+            wanted: tag,
+        })
+    }
 }
 
 #[cfg(test)]
