@@ -326,14 +326,22 @@ fn requested_sans(names: &[GeneralName<'_>]) -> Result<SubjectAltNames, PkiError
             max: MAX_SANS,
         });
     }
-    if let Some(GeneralName::IPAddress(raw)) = names
-        .iter()
-        .find(|n| matches!(n, GeneralName::IPAddress(raw) if ip_from_bytes(raw).is_none()))
-    {
-        return Err(PkiError::Csr(format!(
-            "subjectAltName holds an IP address of {} bytes (4 or 16 expected)",
-            raw.len()
-        )));
+    for name in names {
+        match name {
+            GeneralName::IPAddress(raw) if ip_from_bytes(raw).is_none() => {
+                return Err(PkiError::Csr(format!(
+                    "subjectAltName holds an IP address of {} bytes (4 or 16 expected)",
+                    raw.len()
+                )));
+            }
+            GeneralName::Invalid(tag, _) => {
+                return Err(PkiError::Csr(format!(
+                    "subjectAltName holds a name that does not decode (context tag {})",
+                    tag.0
+                )));
+            }
+            _ => {}
+        }
     }
     Ok(SubjectAltNames::from_general_names(names))
 }
@@ -357,7 +365,7 @@ pub fn key_algorithm(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyAlgorithm, Pk
         };
     }
     if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let Some(curve) = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()) else {
+        let Some(curve) = named_curve(spki) else {
             return Err(PkiError::UnsupportedKey(
                 "EC key without a named curve (explicit curve parameters)".into(),
             ));
@@ -379,6 +387,15 @@ pub fn key_algorithm(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyAlgorithm, Pk
         _ => format!("key algorithm {dotted}"),
     };
     Err(PkiError::UnsupportedKey(name))
+}
+
+/// The named curve of an EC key (`None` for explicit curve parameters).
+pub(crate) fn named_curve<'a>(spki: &'a SubjectPublicKeyInfo<'_>) -> Option<Oid<'a>> {
+    spki.algorithm
+        .parameters
+        .as_ref()
+        .filter(|p| p.tag() == Tag::Oid)
+        .and_then(|p| p.as_oid().ok())
 }
 
 /// Names an elliptic curve the PCA does not sign, by its dotted OID.
@@ -531,6 +548,26 @@ pub(crate) mod tests {
         ] {
             assert!(parse_csr(input).is_err());
         }
+    }
+
+    /// The shared hostile list (also driven end to end through the controller): every case
+    /// is refused with a message naming its problem, never a panic.
+    #[test]
+    fn hostile_csrs_are_refused_naming_the_problem() {
+        use ccm_e2e::hostile::{self, RefusedBy};
+        let cases = hostile::csrs().expect("hostile CSR fixtures (needs openssl)");
+        assert!(cases.len() >= 30, "{} cases", cases.len());
+        assert_eq!(hostile::MAX_CSR_BYTES, MAX_CSR_BYTES);
+        assert_eq!(hostile::MAX_SANS, MAX_SANS);
+        let mut failures = Vec::new();
+        for case in &cases {
+            match (parse_csr(&case.request), case.refused_by) {
+                (Err(e), RefusedBy::Parser) if e.to_string().contains(case.problem) => {}
+                (Ok(info), RefusedBy::Plan) if info.basic_constraints_ca == Some(true) => {}
+                (got, _) => failures.push(format!("{}: want {:?}, got {got:?}", case.name, case.problem)),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]

@@ -99,7 +99,16 @@ fn decode(input: &[u8]) -> Result<Vec<Pem>, PkiError> {
 }
 
 fn decode_text(text: &str) -> Result<Vec<Pem>, PkiError> {
-    ::pem::parse_many(text.as_bytes()).map_err(|e| PkiError::Pem(e.to_string()))
+    let blocks = ::pem::parse_many(text.as_bytes()).map_err(|e| PkiError::Pem(e.to_string()))?;
+    // The pem crate skips a BEGIN line without its END line; a truncated block is an error.
+    let begun = text.matches(BEGIN).count();
+    if begun != blocks.len() {
+        return Err(PkiError::Pem(format!(
+            "{} of {begun} PEM blocks have no matching END line",
+            begun - blocks.len().min(begun)
+        )));
+    }
+    Ok(blocks)
 }
 
 fn contents_if(block: Pem, tag: &'static str) -> Result<Vec<u8>, PkiError> {
@@ -143,6 +152,73 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    fn block(tag: &str) -> String {
+        format!("-----BEGIN {tag}-----\n{BODY}\n-----END {tag}-----\n")
+    }
+
+    #[test]
+    fn caps_are_checked_before_decoding_and_named() {
+        let at_cap = block(CERTIFICATE).repeat(MAX_BLOCKS);
+        assert_eq!(parse_blocks(at_cap.as_bytes(), CERTIFICATE).unwrap().len(), MAX_BLOCKS);
+        let over = block(CERTIFICATE).repeat(MAX_BLOCKS + 1);
+        let err = parse_blocks(over.as_bytes(), CERTIFICATE).unwrap_err();
+        assert!(matches!(err, PkiError::TooMany { found: 17, max: 16, .. }), "{err}");
+        assert_eq!(err.to_string(), "too many PEM blocks: 17, at most 16 are allowed");
+        // Base64 garbage in the 17th block does not matter: nothing is decoded.
+        let over_with_garbage = format!(
+            "{}{}",
+            block(CERTIFICATE).repeat(MAX_BLOCKS),
+            block(CERTIFICATE).replace(BODY, "!!")
+        );
+        assert!(matches!(
+            parse_blocks(over_with_garbage.as_bytes(), CERTIFICATE),
+            Err(PkiError::TooMany { .. })
+        ));
+        let huge = vec![b'A'; MAX_PEM_BYTES + 1];
+        let err = first_block(&huge, CERTIFICATE).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "PEM input is {} bytes, more than the {MAX_PEM_BYTES} allowed",
+                MAX_PEM_BYTES + 1
+            )
+        );
+    }
+
+    #[test]
+    fn first_block_and_only_block() {
+        let two = format!("{}{}", block(CERTIFICATE), block(CERTIFICATE).replace(BODY, "MAMCAQI="));
+        assert_eq!(
+            first_block(two.as_bytes(), CERTIFICATE).unwrap(),
+            vec![0x30, 0x03, 0x02, 0x01, 0x01]
+        );
+        assert!(matches!(first_block(b"", CERTIFICATE), Err(PkiError::NoPem(_))));
+        let one = block(CERTIFICATE_REQUEST);
+        assert_eq!(
+            only_block(format!("\n  {one}\r\n").as_bytes(), CERTIFICATE_REQUEST)
+                .unwrap()
+                .len(),
+            5
+        );
+        let new_tag = block("NEW CERTIFICATE REQUEST");
+        assert!(only_block(new_tag.as_bytes(), CERTIFICATE_REQUEST).is_ok());
+        for (input, needle) in [
+            (format!("{one}{one}"), "found 2 PEM blocks"),
+            (format!("{one}x"), "1 characters of unexpected data after"),
+            (format!("x{one}"), "1 characters of unexpected data before"),
+            (block(CERTIFICATE), "\"CERTIFICATE\" where CERTIFICATE REQUEST"),
+            (
+                "-----BEGIN CERTIFICATE REQUEST-----\nMAMCAQE=\n".to_owned(),
+                "no matching END line",
+            ),
+        ] {
+            let err = only_block(input.as_bytes(), CERTIFICATE_REQUEST)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{needle} not in {err}");
+        }
     }
 
     #[test]

@@ -25,6 +25,8 @@ use super::PkiError;
 /// Name used for SM2 signatures with SM3 (OID 1.2.156.10197.1.501) in errors.
 pub const SM2_WITH_SM3: &str = "SM2 with SM3";
 const OID_SM2_WITH_SM3: &str = "1.2.156.10197.1.501";
+/// Why an EC point was refused (the curve crates' error says only "signature error").
+const OFF_CURVE: &str = "the EC point is malformed or not on the curve";
 
 /// Message digests the PCA signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,17 +120,19 @@ impl VerifyingKey {
                 oid2sn(alg, oid_registry()).map_or_else(|_| format!("key algorithm {dotted}"), str::to_owned),
             ));
         }
-        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        let curve = super::csr::named_curve(spki);
         let point = spki.subject_public_key.data.as_ref();
         match curve {
             Some(c) if c == OID_EC_P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
                 .map(Self::P256)
-                .map_err(|e| unreadable(&e)),
+                .map_err(|_| unreadable(&OFF_CURVE)),
             Some(c) if c == OID_NIST_EC_P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
                 .map(Self::P384)
-                .map_err(|e| unreadable(&e)),
+                .map_err(|_| unreadable(&OFF_CURVE)),
             Some(c) => Err(PkiError::UnsupportedKey(super::csr::curve_name(&c.to_id_string()))),
-            None => Err(PkiError::UnsupportedKey("EC key without a named curve".into())),
+            None => Err(PkiError::UnsupportedKey(
+                "EC key without a named curve (explicit curve parameters)".into(),
+            )),
         }
     }
 
