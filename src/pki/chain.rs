@@ -319,6 +319,7 @@ fn describe(cert: &X509Certificate<'_>) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use proptest::prelude::*;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
     use super::*;
@@ -557,6 +558,90 @@ pub(crate) mod tests {
                     assert!(chain.has_root(), "{ca} {digest:?} {leaf}");
                 }
             }
+        }
+    }
+
+    /// Two PKIs made once for all property cases: `[leaf, intermediate, root]` of each, as DER.
+    fn seed_pkis() -> &'static [[Vec<u8>; 3]; 2] {
+        static SEED: std::sync::OnceLock<[[Vec<u8>; 3]; 2]> = std::sync::OnceLock::new();
+        SEED.get_or_init(|| {
+            [test_pki(), test_pki()]
+                .map(|p| [p.leaf, p.intermediate, p.root].map(|pem| first_block(pem.as_bytes(), CERTIFICATE).unwrap()))
+        })
+    }
+
+    fn pem_of(ders: &[&Vec<u8>]) -> String {
+        encode_blocks(CERTIFICATE, ders.iter().map(|d| d.as_slice()))
+    }
+
+    proptest! {
+        #![proptest_config(crate::pki::fixtures::proptest_config())]
+
+        /// Any order, any duplication, any split into inputs: the same chain.
+        #[test]
+        fn normalisation_is_order_independent(
+            order in Just(vec![0usize, 1, 2, 0, 1, 2]).prop_shuffle(),
+            keep in 3usize..=6,
+            splits in proptest::collection::vec(any::<bool>(), 6),
+        ) {
+            let [pki, _] = seed_pkis();
+            let picked: Vec<usize> = order[..keep].to_vec();
+            let missing = (0..3).find(|i| !picked.contains(i));
+            // Split into several (non-empty) inputs where `splits` says so.
+            let mut inputs: Vec<String> = Vec::new();
+            for (n, &i) in picked.iter().enumerate() {
+                if n == 0 || splits[n] {
+                    inputs.push(String::new());
+                }
+                inputs.last_mut().unwrap().push_str(&pem_of(&[&pki[i]]));
+            }
+            let result = normalize_chain(inputs.iter().map(|s| s.as_bytes()));
+            match missing {
+                None => {
+                    let chain = result.unwrap();
+                    prop_assert_eq!(chain.ders(), &pki[..]);
+                    prop_assert!(chain.has_root());
+                }
+                // Without the intermediate, leaf and root do not link; without the root or
+                // the leaf, the rest is still one chain.
+                Some(1) => prop_assert!(matches!(result, Err(PkiError::BrokenChain(_)))),
+                Some(0) => prop_assert_eq!(result.unwrap().ders().to_vec(), pki[1..].to_vec()),
+                Some(_) => prop_assert_eq!(result.unwrap().ders().to_vec(), pki[..2].to_vec()),
+            }
+        }
+
+        /// Any mix of certificates from two PKIs with the same names either forms one chain
+        /// of exactly the given certificates or is refused as broken; never a panic.
+        #[test]
+        fn mixed_sets_link_or_are_refused(picks in proptest::collection::vec((0usize..2, 0usize..3), 1..6)) {
+            let pkis = seed_pkis();
+            let ders: Vec<&Vec<u8>> = picks.iter().map(|&(p, i)| &pkis[p][i]).collect();
+            match normalize_chain([pem_of(&ders).as_bytes()]) {
+                Ok(chain) => {
+                    let mut given: Vec<&Vec<u8>> = ders.clone();
+                    given.sort();
+                    given.dedup();
+                    prop_assert_eq!(chain.ders().len(), given.len());
+                    prop_assert!(chain.ders().iter().all(|d| given.contains(&d)));
+                }
+                Err(e) => prop_assert!(matches!(e, PkiError::BrokenChain(_)), "{}", e),
+            }
+        }
+
+        /// Corrupted certificates never panic the linker.
+        #[test]
+        fn corrupted_certificates_never_panic(
+            which in 0usize..3,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let [pki, _] = seed_pkis();
+            let mut ders = pki.clone();
+            for (at, byte) in &edits {
+                let i = at.index(ders[which].len());
+                ders[which][i] = *byte;
+            }
+            let refs: Vec<&Vec<u8>> = ders.iter().collect();
+            let _ = normalize_chain([pem_of(&refs).as_bytes()]);
         }
     }
 

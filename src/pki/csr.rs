@@ -418,6 +418,8 @@ pub(crate) mod tests {
         PKCS_ECDSA_P384_SHA384, PKCS_ED25519, SanType,
     };
 
+    use proptest::prelude::*;
+
     use super::*;
     use crate::pki::{Eku, Ku, pem::first_block};
 
@@ -568,6 +570,56 @@ pub(crate) mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// One valid CSR (DER) and what it parses to, made once for all property cases.
+    fn seed_csr() -> &'static (Vec<u8>, CsrInfo) {
+        static SEED: std::sync::OnceLock<(Vec<u8>, CsrInfo)> = std::sync::OnceLock::new();
+        SEED.get_or_init(|| {
+            let key = KeyPair::generate().unwrap();
+            let pem = csr_with(&key, &["a.example", "b.example"], "seed");
+            let der = first_block(pem.as_bytes(), CERTIFICATE_REQUEST).unwrap();
+            let info = parse_csr(&der).unwrap();
+            (der, info)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(crate::pki::fixtures::proptest_config())]
+
+        /// Mutated CSRs never panic the parser, and whatever still parses is what was signed:
+        /// the key and the SANs cannot change under a valid signature.
+        #[test]
+        fn mutated_csrs_never_panic_and_never_change_what_was_signed(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+            as_pem in any::<bool>(),
+        ) {
+            let (seed, original) = seed_csr();
+            let mut der = seed.clone();
+            for (at, byte) in &edits {
+                let i = at.index(der.len());
+                der[i] = *byte;
+            }
+            if let Some(cut) = cut {
+                der.truncate(cut.index(der.len()));
+            }
+            let input = if as_pem { encode_blocks(CERTIFICATE_REQUEST, [der.as_slice()]).into_bytes() } else { der.clone() };
+            if let Ok(info) = parse_csr(&input) {
+                prop_assert_eq!(&info.spki_der, &original.spki_der);
+                prop_assert_eq!(&info.sans, &original.sans);
+                prop_assert_eq!(&info.subject, &original.subject);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let mut der = vec![0x30];
+            der.extend_from_slice(&body);
+            prop_assert!(parse_csr(&der).is_err());
+            let pem = encode_blocks(CERTIFICATE_REQUEST, [body.as_slice()]);
+            let _ = parse_csr(pem.as_bytes());
+        }
     }
 
     #[test]

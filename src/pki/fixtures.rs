@@ -166,3 +166,14 @@ impl Openssl {
         .into_owned()
     }
 }
+
+/// Property-test settings for the parsers: 64 cases by default so CI stays fast, or
+/// `PROPTEST_CASES` when set (e.g. `PROPTEST_CASES=5000` for a longer local run).
+pub(crate) fn proptest_config() -> proptest::test_runner::Config {
+    let from_env = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok());
+    proptest::test_runner::Config {
+        cases: from_env.unwrap_or(64),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}

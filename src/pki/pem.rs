@@ -124,6 +124,8 @@ fn contents_if(block: Pem, tag: &'static str) -> Result<Vec<u8>, PkiError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const BODY: &str = "MAMCAQE=";
@@ -218,6 +220,56 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(needle), "{needle} not in {err}");
+        }
+    }
+
+    /// Text made of PEM-like pieces: armour lines with any tag, base64-ish lines, noise.
+    fn pemish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            "-----BEGIN [A-Z ]{0,24}-----\r?\n",
+            "-----END [A-Z ]{0,24}-----\r?\n",
+            "[A-Za-z0-9+/=]{0,80}\r?\n",
+            "[ -~]{0,40}\r?\n?",
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(crate::pki::fixtures::proptest_config())]
+
+        #[test]
+        fn encode_then_parse_round_trips(
+            ders in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..400), 1..=MAX_BLOCKS),
+            crlf in any::<bool>(),
+            noise in "[ -,.-~]{0,20}",
+        ) {
+            let mut pem = encode_blocks(CERTIFICATE, ders.iter().map(Vec::as_slice));
+            if crlf {
+                pem = pem.replace('\n', "\r\n");
+            }
+            let with_noise = format!("{noise}\n{pem}{noise}");
+            prop_assert_eq!(&parse_blocks(pem.as_bytes(), CERTIFICATE).unwrap(), &ders);
+            prop_assert_eq!(&parse_blocks(with_noise.as_bytes(), CERTIFICATE).unwrap(), &ders);
+            prop_assert_eq!(&first_block(pem.as_bytes(), CERTIFICATE).unwrap(), &ders[0]);
+            if ders.len() == 1 {
+                prop_assert_eq!(&only_block(pem.as_bytes(), CERTIFICATE).unwrap(), &ders[0]);
+            }
+        }
+
+        #[test]
+        fn parsers_never_panic(text in pemish(), bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            for input in [text.as_bytes(), bytes.as_slice()] {
+                let all = parse_blocks(input, CERTIFICATE);
+                let first = first_block(input, CERTIFICATE);
+                let only = only_block(input, CERTIFICATE);
+                // Agreement: the first block is the first of all blocks; a single block is `only`'s.
+                if let Ok(all) = &all {
+                    prop_assert_eq!(first.as_ref().ok(), all.first());
+                }
+                if let Ok(one) = &only {
+                    prop_assert_eq!(all.as_ref().ok().map(Vec::as_slice), Some(std::slice::from_ref(one)));
+                }
+            }
         }
     }
 
