@@ -313,8 +313,19 @@ fn loop_error() -> PkiError {
     PkiError::BrokenChain("the certificates issue each other in a loop".into())
 }
 
+/// Longest subject or serial quoted in an error (hostile certificates can carry huge ones).
+const MAX_DESCRIBED_CHARS: usize = 128;
+
 fn describe(cert: &X509Certificate<'_>) -> String {
-    format!("\"{}\" (serial {})", cert.subject(), cert.raw_serial_as_string())
+    let clip = |text: String| match text.char_indices().nth(MAX_DESCRIBED_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    };
+    format!(
+        "\"{}\" (serial {})",
+        clip(cert.subject().to_string()),
+        clip(cert.raw_serial_as_string())
+    )
 }
 
 #[cfg(test)]
@@ -643,6 +654,36 @@ pub(crate) mod tests {
             let refs: Vec<&Vec<u8>> = ders.iter().collect();
             let _ = normalize_chain([pem_of(&refs).as_bytes()]);
         }
+    }
+
+    #[test]
+    fn export_answers_must_put_the_exported_certificate_first() {
+        let p = test_pki();
+        let chain = format!("{}{}", p.intermediate, p.root);
+        let ok = normalize_export(&p.leaf, &chain).unwrap();
+        assert_eq!(ok.leaf_der(), first_block(p.leaf.as_bytes(), CERTIFICATE).unwrap());
+        // The "exported certificate" is the intermediate, but the chain holds a leaf it issued.
+        let swapped = format!("{}{}", p.leaf, p.root);
+        let err = normalize_export(&p.intermediate, &swapped).unwrap_err();
+        assert!(matches!(err, PkiError::Mismatch(_)), "{err}");
+        assert!(matches!(normalize_export("", &chain), Err(PkiError::NoPem(_))));
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_clipped_subject() {
+        let key = KeyPair::generate().unwrap();
+        let long = "x".repeat(5000);
+        let a = CertificateParams::new(vec![long.clone()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let mut p = ca_params(&long);
+        p.is_ca = IsCa::NoCa;
+        let b = p.self_signed(&key).unwrap();
+        let err = normalize_chain([a.pem().as_bytes(), b.pem().as_bytes()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 1000, "{} bytes", err.len());
     }
 
     #[test]

@@ -1,6 +1,14 @@
 //! X.509 handling on the controller side: PEM, CSR validation, chain normalisation and the
 //! checks that an issued certificate is what was asked for. The controller never mints
 //! certificates itself.
+//!
+//! Input from outside (CSRs, PCA answers) is bounded before it is decoded: see the caps in
+//! [`pem`], [`csr`] and [`chain`]; every refusal is a [`PkiError`] naming the problem.
+//!
+//! Threading: [`parse_csr`], [`normalize_chain`] and [`normalize_export`] check signatures and
+//! are CPU-bound (a 3-certificate chain costs 0.4–2.2 ms depending on the CA keys; the worst
+//! case under the caps is 64 signature checks, about 30 ms; figures in `docs/benchmarks.md`). Async callers run them with `tokio::task::spawn_blocking`, off the
+//! async workers. [`verify_issued`] and [`check_certificate`] only parse and compare.
 
 pub mod chain;
 pub mod csr;
