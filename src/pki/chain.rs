@@ -143,18 +143,27 @@ fn parse_certificate(index: usize, der: &[u8]) -> Result<X509Certificate<'_>, Pk
     Ok(cert)
 }
 
-/// Key identifiers of a certificate: (subjectKeyIdentifier, authorityKeyIdentifier keyId).
-fn key_identifiers<'c>(cert: &'c X509Certificate<'_>) -> (Option<&'c [u8]>, Option<&'c [u8]>) {
-    let mut ski = None;
-    let mut aki = None;
-    for ext in cert.extensions() {
-        match ext.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(id) => ski = Some(id.0),
-            ParsedExtension::AuthorityKeyIdentifier(a) => aki = a.key_identifier.as_ref().map(|id| id.0),
-            _ => {}
+/// A certificate's key identifiers, which narrow the issuer candidates among same-named ones.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyIds<'c> {
+    /// subjectKeyIdentifier.
+    subject: Option<&'c [u8]>,
+    /// keyIdentifier of the authorityKeyIdentifier.
+    authority: Option<&'c [u8]>,
+}
+
+impl<'c> KeyIds<'c> {
+    fn of(cert: &'c X509Certificate<'_>) -> Self {
+        let mut ids = Self::default();
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => ids.subject = Some(id.0),
+                ParsedExtension::AuthorityKeyIdentifier(a) => ids.authority = a.key_identifier.as_ref().map(|id| id.0),
+                _ => {}
+            }
         }
+        ids
     }
-    (ski, aki)
 }
 
 /// Links certificates with name-indexed candidates and memoised, budgeted signature checks.
@@ -162,8 +171,8 @@ struct Linker<'c> {
     certs: &'c [X509Certificate<'c>],
     /// Certificate indices by the raw DER of their subject name.
     by_subject: HashMap<&'c [u8], Vec<usize>>,
-    /// (subjectKeyIdentifier, authorityKeyIdentifier) per certificate.
-    key_ids: Vec<(Option<&'c [u8]>, Option<&'c [u8]>)>,
+    /// Key identifiers per certificate.
+    key_ids: Vec<KeyIds<'c>>,
     /// Parsed public keys, on first use.
     keys: HashMap<usize, VerifyingKey>,
     /// Result of "child was signed by parent's key", per (child, parent).
@@ -184,7 +193,7 @@ impl<'c> Linker<'c> {
         Self {
             certs,
             by_subject,
-            key_ids: certs.iter().map(key_identifiers).collect(),
+            key_ids: certs.iter().map(KeyIds::of).collect(),
             keys: HashMap::new(),
             verdicts: HashMap::new(),
             checks: 0,
@@ -198,7 +207,7 @@ impl<'c> Linker<'c> {
         if c.issuer().as_raw() != p.subject().as_raw() {
             return Ok(false);
         }
-        if let ((_, Some(aki)), (Some(ski), _)) = (self.key_ids[child], self.key_ids[parent])
+        if let (Some(aki), Some(ski)) = (self.key_ids[child].authority, self.key_ids[parent].subject)
             && aki != ski
         {
             return Ok(false);
@@ -245,18 +254,18 @@ impl<'c> Linker<'c> {
     /// The issuer of each certificate within the set, if any; more than one is an error.
     fn parents(&mut self) -> Result<Vec<Option<usize>>, PkiError> {
         let mut parent = vec![None; self.certs.len()];
-        for child in 0..self.certs.len() {
+        for (child, slot) in parent.iter_mut().enumerate() {
             for candidate in self.candidates(child) {
                 if !self.issued_by(child, candidate)? {
                     continue;
                 }
-                if parent[child].is_some() {
+                if slot.is_some() {
                     return Err(PkiError::BrokenChain(format!(
                         "{} has more than one issuer in the set (cross-signed chains are not supported)",
                         describe(&self.certs[child])
                     )));
                 }
-                parent[child] = Some(candidate);
+                *slot = Some(candidate);
             }
         }
         Ok(parent)
