@@ -30,6 +30,7 @@
 //! cert-manager webhook (no validation/identity mutation/approval check).
 
 mod control_plane;
+pub mod hostile;
 mod pki;
 pub mod process;
 mod tools;
