@@ -91,9 +91,12 @@ pub async fn act(tracked: &mut Tracked, ctx: &Context) -> Result<Outcome, Error>
         Ok(i) => i,
         Err(o) => return Ok(o),
     };
-    let plan = match plan(cr) {
-        Ok(p) => p,
-        Err(message) => return Ok(Outcome::invalid(message)),
+    // CSR parsing checks a signature: CPU work, off the async workers.
+    let request = cr.clone();
+    let plan = match tokio::task::spawn_blocking(move || plan(&request)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(message)) => return Ok(Outcome::invalid(message)),
+        Err(e) => return Ok(Outcome::invalid(format!("the request could not be checked: {e}"))),
     };
     match sign(tracked, ctx, &issuer, &plan).await {
         Ok(issued) => Ok(Outcome::Issued(issued)),
