@@ -62,9 +62,9 @@ impl Signal {
 
 /// Makes the kernel SIGKILL the child when the thread that spawned it exits.
 ///
-/// This is the only `unsafe` code of the crate.
+/// This and [`crate::sandbox`]'s `unshare` are the only `unsafe` code of the crate.
 #[allow(unsafe_code)]
-fn set_parent_death_signal(cmd: &mut Command) {
+pub(crate) fn set_parent_death_signal(cmd: &mut Command) {
     use std::os::unix::process::CommandExt as _;
     // Read in the parent, before fork: the pid the child expects as its parent.
     let parent = std::process::id();
@@ -77,7 +77,9 @@ fn set_parent_death_signal(cmd: &mut Command) {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died between fork and prctl: then no signal would ever come.
-            if libc::getppid() as u32 != parent {
+            // (A child that is PID 1 of a new PID namespace sees parent pid 0.)
+            let ppid = libc::getppid() as u32;
+            if ppid != parent && ppid != 0 {
                 libc::_exit(137);
             }
             Ok(())

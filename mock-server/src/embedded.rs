@@ -1,5 +1,5 @@
 //! The mock inside another process's tokio runtime, for tests and benchmarks: bound to
-//! 127.0.0.1:0, optionally with TLS, stopped when dropped.
+//! 127.0.0.1:0 unless told otherwise, optionally with TLS, stopped when dropped.
 
 use std::sync::Arc;
 
@@ -22,6 +22,12 @@ pub struct EmbeddedOptions {
     pub max_tps: Option<u64>,
     /// Certificate quota (default 100000).
     pub cert_quota: Option<u64>,
+    /// Address to listen on (default `127.0.0.1:0`). An unspecified address (`0.0.0.0:0`)
+    /// serves every address of the network namespace; `url` then names 127.0.0.1.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Extra SANs (IP literals or DNS names) of the TLS server certificate, besides
+    /// 127.0.0.1, ::1 and localhost.
+    pub tls_sans: Vec<String>,
 }
 
 /// A running embedded mock.
@@ -62,15 +68,22 @@ impl Embedded {
             .await??;
         }
         let (tls, tls_ca_pem) = if options.tls {
-            let material = crate::tls::generate(&[])?;
+            let material = crate::tls::generate(&options.tls_sans)?;
             (Some(material.server_config), Some(material.ca_pem))
         } else {
             (None, None)
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listen = options
+            .listen
+            .unwrap_or_else(|| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)));
+        let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let url_addr = match addr.ip().is_unspecified() {
+            true => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port())),
+            false => addr,
+        };
         let mut embedded = Self {
-            url: crate::base_url(addr, tls.is_some()),
+            url: crate::base_url(url_addr, tls.is_some()),
             tls_ca_pem,
             mock,
             addr,
