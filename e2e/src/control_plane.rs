@@ -242,12 +242,20 @@ impl ControlPlane {
         let wd = workdir.path().to_path_buf();
         std::fs::create_dir_all(wd.join("logs"))?;
         let node_plan = opts.node.as_ref().map(|_| NodePlan::prepare()).transpose()?;
-        let extra_ips = if node_plan.is_some() { NodePlan::serving_ips() } else { Vec::new() };
+        let extra_ips = if node_plan.is_some() {
+            NodePlan::serving_ips()
+        } else {
+            Vec::new()
+        };
         let pki = crate::pki::generate(&wd.join("pki"), &extra_ips)?;
         let ports = free_ports(3)?;
         let (etcd_port, etcd_peer_port) = (ports[0], ports[1]);
         // With a node, the port the `kubernetes` Service announces (see crate::node).
-        let api_port = if node_plan.is_some() { crate::node::APISERVER_PORT } else { ports[2] };
+        let api_port = if node_plan.is_some() {
+            crate::node::APISERVER_PORT
+        } else {
+            ports[2]
+        };
         let admin_token = random_hex(24);
 
         let mut cp = ControlPlane {
@@ -548,7 +556,9 @@ impl ControlPlane {
 
     /// The node, if one runs.
     pub(crate) fn node(&self) -> Result<&Node> {
-        self.node.as_ref().context("this control plane runs no node (ControlPlaneOptions::node)")
+        self.node
+            .as_ref()
+            .context("this control plane runs no node (ControlPlaneOptions::node)")
     }
 
     /// The cert-manager runner, if configured.

@@ -103,7 +103,10 @@ impl NodePlan {
 
     /// The kubelet's line in the apiserver's static token file.
     pub(crate) fn token_line(&self) -> String {
-        format!("{},system:node:{NODE_NAME},system:node:{NODE_NAME},\"system:nodes\"\n", self.kubelet_token)
+        format!(
+            "{},system:node:{NODE_NAME},system:node:{NODE_NAME},\"system:nodes\"\n",
+            self.kubelet_token
+        )
     }
 
     /// Apiserver flags that differ with a node. The Node authorizer and NodeRestriction
@@ -152,9 +155,22 @@ pub(crate) struct NodePki<'a> {
 impl Node {
     /// Starts the controller-manager, the scheduler, containerd (with the images) and the
     /// kubelet, and waits until the Node is Ready.
-    pub(crate) async fn start(cp: &ControlPlane, plan: &NodePlan, pki: &NodePki<'_>, opts: &NodeOptions) -> Result<Node> {
+    pub(crate) async fn start(
+        cp: &ControlPlane,
+        plan: &NodePlan,
+        pki: &NodePki<'_>,
+        opts: &NodeOptions,
+    ) -> Result<Node> {
         let dir = cp.workdir().join("node");
-        for sub in ["containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "sysctl", "images"] {
+        for sub in [
+            "containerd",
+            "cni/net.d",
+            "cni/ipam",
+            "kubelet",
+            "pod-logs",
+            "sysctl",
+            "images",
+        ] {
             std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
         pin_kernel_tunables(&dir.join("sysctl"))?;
@@ -207,7 +223,10 @@ impl Node {
                 bail!("containerd exited ({status}):\n{}", self.containerd.log_tail(30));
             }
             if Instant::now() > deadline {
-                bail!("containerd not serving after {CONTAINERD_TIMEOUT:?}:\n{}", self.containerd.log_tail(30));
+                bail!(
+                    "containerd not serving after {CONTAINERD_TIMEOUT:?}:\n{}",
+                    self.containerd.log_tail(30)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -223,7 +242,11 @@ impl Node {
         log(format!(
             "images loaded in {:.1}s: {}",
             t.elapsed().as_secs_f64(),
-            images.lines().filter(|l| !l.starts_with("sha256:")).collect::<Vec<_>>().join(", ")
+            images
+                .lines()
+                .filter(|l| !l.starts_with("sha256:"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
 
         let t = Instant::now();
@@ -241,7 +264,10 @@ impl Node {
         let kubelet = cp.spawn("kubelet", cmd)?;
         match wait_node_ready(cp, &kubelet).await {
             Ok(()) => {
-                log(format!("kubelet registered {NODE_NAME} Ready in {:.1}s", t.elapsed().as_secs_f64()));
+                log(format!(
+                    "kubelet registered {NODE_NAME} Ready in {:.1}s",
+                    t.elapsed().as_secs_f64()
+                ));
                 Ok(kubelet)
             }
             Err(e) => {
@@ -261,7 +287,11 @@ impl Node {
             .output()
             .context("running ctr (containerd's client)")?;
         if !out.status.success() {
-            bail!("ctr {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "ctr {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -322,7 +352,10 @@ async fn wait_node_ready(cp: &ControlPlane, kubelet: &ManagedProcess) -> Result<
             bail!("kubelet exited ({status}):\n{}", kubelet.log_tail(40));
         }
         if Instant::now() > deadline {
-            bail!("node {NODE_NAME} not Ready after {NODE_READY_TIMEOUT:?}:\n{}", kubelet.log_tail(40));
+            bail!(
+                "node {NODE_NAME} not Ready after {NODE_READY_TIMEOUT:?}:\n{}",
+                kubelet.log_tail(40)
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -347,7 +380,10 @@ fn controller_manager_command(cp: &ControlPlane, pki: &NodePki<'_>) -> Command {
 fn scheduler_command(cp: &ControlPlane) -> Command {
     let mut cmd = Command::new(cp.tools().kube_scheduler());
     cmd.arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
-        .arg(format!("--authentication-kubeconfig={}", cp.kubeconfig_path().display()))
+        .arg(format!(
+            "--authentication-kubeconfig={}",
+            cp.kubeconfig_path().display()
+        ))
         .arg(format!("--authorization-kubeconfig={}", cp.kubeconfig_path().display()))
         .arg("--leader-elect=false")
         .arg("--bind-address=127.0.0.1")
@@ -357,7 +393,8 @@ fn scheduler_command(cp: &ControlPlane) -> Command {
 }
 
 /// containerd (Debian's 1.6): state under the node directory, runc from Debian, overlayfs,
-/// our pause image as sandbox, CNI plugins from Debian with our config directory.
+/// our pause image as sandbox, CNI plugins from Debian with our config directory, OOM scores
+/// no lower than containerd's own (see the comment in the file).
 fn containerd_config(dir: &Path, socket: &Path) -> String {
     let d = |p: &str| dir.join(p).display().to_string();
     format!(
@@ -371,6 +408,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   path = "{opt}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
+  # This machine's root has no CAP_SYS_RESOURCE: pod sandboxes' oom_score_adj -998 would be
+  # refused by the kernel (runc: "failed to update /proc/self/oom_score_adj"), so scores are
+  # kept at or above containerd's own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -400,7 +441,9 @@ fn cni_config(dir: &Path) -> String {
         "plugins": [{
             "type": "bridge",
             "bridge": BRIDGE,
-            "isGateway": true,
+            // The gateway is also the pods' default route: the apiserver's Service address
+            // is outside the pod subnet.
+            "isDefaultGateway": true,
             "ipMasq": false,
             "hairpinMode": true,
             "ipam": {
@@ -463,21 +506,37 @@ fn build_pause_image(pause: &Path, dir: &Path) -> Result<PathBuf> {
             .output()
             .context("running buildah (scripts/setup-node.sh installs it)")?;
         if !out.status.success() {
-            bail!("buildah {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "buildah {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
     let container = buildah(&["from", "scratch"])?;
     let built = (|| {
         buildah(&["copy", &container, &pause.display().to_string(), "/pause"])?;
-        buildah(&["config", "--entrypoint", r#"["/pause"]"#, "--user", "65535:65535", &container])?;
+        buildah(&[
+            "config",
+            "--entrypoint",
+            r#"["/pause"]"#,
+            "--user",
+            "65535:65535",
+            &container,
+        ])?;
         buildah(&["commit", "--quiet", &container, PAUSE_IMAGE])
     })();
     let _ = buildah(&["rm", &container]);
     built?;
     let archive = dir.join("pause.tar");
     let _ = std::fs::remove_file(&archive);
-    buildah(&["push", "--quiet", PAUSE_IMAGE, &format!("docker-archive:{}:{PAUSE_IMAGE}", archive.display())])?;
+    buildah(&[
+        "push",
+        "--quiet",
+        PAUSE_IMAGE,
+        &format!("docker-archive:{}:{PAUSE_IMAGE}", archive.display()),
+    ])?;
     Ok(archive)
 }
 
@@ -516,7 +575,8 @@ fn create_cgroup_root(root: &str) -> Result<()> {
         std::fs::create_dir(&dir).with_context(|| format!("creating cgroup {}", dir.display()))?;
         for file in ["cpuset.cpus", "cpuset.mems"] {
             if let Ok(value) = std::fs::read_to_string(mount.join(file)) {
-                std::fs::write(dir.join(file), value.trim()).with_context(|| format!("setting {}", dir.join(file).display()))?;
+                std::fs::write(dir.join(file), value.trim())
+                    .with_context(|| format!("setting {}", dir.join(file).display()))?;
             }
         }
     }
@@ -558,7 +618,9 @@ fn kill_cgroup_processes(root: &str) -> usize {
 
 /// SIGKILLs every process whose command name starts with `prefix`; returns how many.
 fn kill_processes_named(prefix: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())

@@ -80,7 +80,11 @@ pub(crate) fn run_ip(args: &[&str]) -> Result<()> {
         .output()
         .context("running ip (install iproute2)")?;
     if !out.status.success() {
-        bail!("ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
