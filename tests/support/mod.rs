@@ -12,7 +12,9 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use ccm_e2e::{CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, Signal, StaticToken};
+use ccm_e2e::{
+    CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, NodeOptions, Signal, StaticToken,
+};
 use ccm_issuer::cert_manager::CertificateRequest;
 use ccm_mock_pca::{
     ca::KeyAlgorithm,
@@ -49,6 +51,8 @@ pub struct StackOptions {
     pub start_controller: bool,
     /// Extra controller flags.
     pub controller_args: Vec<String>,
+    /// Run a real node too (the mock then also serves the pods, at the node's address).
+    pub node: Option<NodeOptions>,
 }
 
 impl Default for StackOptions {
@@ -58,6 +62,7 @@ impl Default for StackOptions {
             tokens: Vec::new(),
             start_controller: true,
             controller_args: Vec::new(),
+            node: None,
         }
     }
 }
@@ -113,10 +118,12 @@ impl Stack {
             .enable_all()
             .build()?;
         let started = Instant::now();
+        let on_node = options.node.is_some();
         let cp = rt.block_on(ControlPlane::start(ControlPlaneOptions {
             tokens: options.tokens,
             cert_manager: Some(options.cert_manager),
             extra_crd_files: crd_files(),
+            node: options.node,
             ..ControlPlaneOptions::default()
         }))?;
         let mock = rt.block_on(Embedded::start(EmbeddedOptions {
@@ -124,6 +131,12 @@ impl Stack {
             // The seed's CA id; path length 1 so it can sign the Istio intermediate.
             cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
             tls: true,
+            // Pods reach it at the node's address (inside the private network namespace).
+            listen: on_node.then(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            tls_sans: match on_node {
+                true => vec![ccm_e2e::node::NODE_IP.to_string()],
+                false => Vec::new(),
+            },
             ..Default::default()
         }))?;
         let mock_ca_pem = mock.tls_ca_pem.clone().context("mock TLS CA")?;
