@@ -634,7 +634,21 @@ fn practices(stack: &Stack) -> Result<()> {
                     "{secret} {key}"
                 );
             }
-            for cr in requests_of(&client, ns, certificate).await? {
+            // cert-manager may start a second revision right after the first when its Secret
+            // cache lags ("Secret does not exist"): wait until every request is issued.
+            let requests = eventually(
+                &format!("every request of {certificate} Issued"),
+                Duration::from_secs(60),
+                async || {
+                    let requests = requests_of(&client, ns, certificate).await?;
+                    Ok(requests
+                        .iter()
+                        .all(|cr| cr.ready_reason() == Some("Issued"))
+                        .then_some(requests))
+                },
+            )
+            .await?;
+            for cr in requests {
                 ensure!(
                     cr.annotations().contains_key(CERTIFICATE_ID_ANNOTATION),
                     "certificate id on {}",
