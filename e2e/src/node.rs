@@ -33,7 +33,7 @@ use k8s_openapi::api::core::v1::Node as NodeObject;
 use kube::Api;
 
 use crate::control_plane::{ControlPlane, log, random_hex};
-use crate::process::ManagedProcess;
+use crate::process::{ManagedProcess, command_stdout};
 
 /// The node's name (`kubernetes.io/hostname`).
 pub const NODE_NAME: &str = "ccm-e2e-node";
@@ -279,21 +279,14 @@ impl Node {
 
     /// `ctr --address <socket> --namespace k8s.io ARGS` (the CRI plugin's namespace).
     pub(crate) fn ctr(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new("ctr")
-            .arg("--address")
-            .arg(&self.socket)
-            .args(["--namespace", "k8s.io"])
-            .args(args)
-            .output()
-            .context("running ctr (containerd's client)")?;
-        if !out.status.success() {
-            bail!(
-                "ctr {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        command_stdout(
+            Command::new("ctr")
+                .arg("--address")
+                .arg(&self.socket)
+                .args(["--namespace", "k8s.io"])
+                .args(args),
+            "containerd's client, scripts/setup-node.sh installs it",
+        )
     }
 
     /// Pid (in this PID namespace) of a running container's main process.
@@ -501,18 +494,8 @@ fn free_loopback_ports() -> Result<[u16; 2]> {
 /// docker-archive (a few seconds; the image is rebuilt each time, nothing is cached).
 fn build_pause_image(pause: &Path, dir: &Path) -> Result<PathBuf> {
     let buildah = |args: &[&str]| -> Result<String> {
-        let out = Command::new("buildah")
-            .args(args)
-            .output()
-            .context("running buildah (scripts/setup-node.sh installs it)")?;
-        if !out.status.success() {
-            bail!(
-                "buildah {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        let out = command_stdout(Command::new("buildah").args(args), "scripts/setup-node.sh installs it")?;
+        Ok(out.trim().to_owned())
     };
     let container = buildah(&["from", "scratch"])?;
     let built = (|| {

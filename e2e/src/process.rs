@@ -458,3 +458,19 @@ impl ManagedProcess {
         self.inner.log_tail(n)
     }
 }
+
+/// Runs a short command to completion; its stdout, or an error with its stderr. `hint` says
+/// where the program comes from when it cannot be started.
+pub(crate) fn command_stdout(cmd: &mut Command, hint: &str) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().with_context(|| format!("running {program} ({hint})"))?;
+    if !out.status.success() {
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -75,18 +75,7 @@ fn unshare(flags: UnshareFlags) -> Result<()> {
 
 /// Runs `ip ARGS` (iproute2).
 pub(crate) fn run_ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip (install iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    crate::process::command_stdout(Command::new("ip").args(args), "install iproute2").map(drop)
 }
 
 fn run_outer() -> Result<ExitCode> {
