@@ -2,8 +2,11 @@
 # Builds the real control-plane components for ccm-issuer's e2e tests from Go modules:
 #   etcd            e2e-tools/etcd         (go.etcd.io/etcd/server/v3)
 #   kube-apiserver  e2e-tools/kube         (k8s.io/kubernetes/cmd/kube-apiserver, version ldflags)
+#   kubelet, kube-scheduler, kube-controller-manager
+#                   e2e-tools/kube         (same module and ldflags; the node scenarios)
 #   cm-controller   e2e-tools/certmanager  (our runner over cert-manager's pkg/controller)
 #   helm            e2e-tools/helm         (helm.sh/helm/v3/cmd/helm)
+#   pause           e2e-tools/pause        (our pod sandbox process for the node's pause image)
 # and copies cert-manager's CRD YAMLs from the Go module cache.
 #
 # Output goes to a cache directory OUTSIDE the repo, keyed by the component versions and a
@@ -40,7 +43,7 @@ ETCD_VERSION=$(modver etcd go.etcd.io/etcd/server/v3)
 CM_VERSION=$(modver certmanager github.com/cert-manager/cert-manager)
 HELM_VERSION=$(modver helm helm.sh/helm/v3)
 
-wrapper_hash=$(cd "$here" && find etcd kube certmanager helm -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print0 |
+wrapper_hash=$(cd "$here" && find etcd kube certmanager helm pause -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print0 |
   LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-10)
 KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_cm-${CM_VERSION}_helm-${HELM_VERSION}_${BUILD_REVISION}-${wrapper_hash}"
 CACHE_ROOT=${CCM_E2E_CACHE:-${CCM_CACHE:-$HOME/.cache/ccm-issuer}/e2e-tools}
@@ -95,6 +98,18 @@ kube_ldflags="-s -w
  -X k8s.io/client-go/pkg/version.gitMinor=${k8s_minor}"
 build_component "kube-apiserver ${K8S_VERSION}" kube kube-apiserver \
   -ldflags "$(tr '\n' ' ' <<<"$kube_ldflags")" k8s.io/kubernetes/cmd/kube-apiserver
+
+# --- the node: kubelet, kube-scheduler, kube-controller-manager --------------------------
+# Same module, version and ldflags as kube-apiserver (they share its Go build cache). Used
+# only by the node scenarios (ccm-e2e's `node` module); containerd, runc and the CNI plugins
+# come from Debian (scripts/setup-node.sh).
+for cmd in kubelet kube-scheduler kube-controller-manager; do
+  build_component "$cmd ${K8S_VERSION}" kube "$cmd" \
+    -ldflags "$(tr '\n' ' ' <<<"$kube_ldflags")" "k8s.io/kubernetes/cmd/$cmd"
+done
+
+# --- pause: the node's pod sandbox process (our own, e2e-tools/pause) ---------------------
+build_component "pause" pause pause -ldflags "-s -w" .
 
 # --- cert-manager runner -----------------------------------------------------------------
 build_component "cm-controller (cert-manager ${CM_VERSION})" certmanager cm-controller \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and builds everything the tests and the demo need; every step is cached and a
-# second run takes seconds. Needs: Rust 1.95 (cargo), Go 1.26, Python 3.11, openssl, curl.
+# second run takes seconds. Needs: Rust 1.95 (cargo), Go 1.26, Python 3.11, openssl, curl;
+# as root on Debian it installs the container tools itself (scripts/setup-node.sh).
 set -euo pipefail
 CCM_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$CCM_ROOT"
@@ -23,6 +24,10 @@ CCM_E2E_TOOLS=$(e2e-tools/build.sh)
 echo "tools: $CCM_E2E_TOOLS"
 phase_done
 
+phase "container tools: buildah, podman, runc, containerd, CNI plugins (scripts/setup-node.sh)"
+scripts/setup-node.sh
+phase_done
+
 phase "Python SDK for the conformance suite"
 venv=$(ccm_venv_dir)
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import huaweicloudsdkccm, pytest' 2>/dev/null; then
@@ -36,4 +41,8 @@ phase_done
 phase "Rust crates and builds (debug for tests)"
 cargo fetch --locked
 cargo build --locked --workspace --all-targets
+phase_done
+
+phase "controller image: release build + buildah (scripts/image.sh)"
+scripts/image.sh
 phase_done

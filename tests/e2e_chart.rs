@@ -477,6 +477,17 @@ fn check_rendered(docs: &[Value], values: &Value) -> Result<()> {
         .filter(|r| r["rules"][0]["resources"] == json!(["leases"]))
         .collect();
     ensure!(lease_roles.len() == usize::from(le), "a Lease Role iff leader election");
+    let leases = of_kind(docs, "Lease");
+    ensure!(
+        leases.len() == usize::from(le),
+        "the Lease is part of the release iff leader election"
+    );
+    for l in &leases {
+        ensure!(
+            l["metadata"]["namespace"] == NAMESPACE && l["spec"].as_object().is_some_and(|s| s.is_empty()),
+            "the Lease: release namespace, no holder set by the chart: {l}"
+        );
+    }
     for r in &lease_roles {
         ensure!(
             r["metadata"]["namespace"] == NAMESPACE,

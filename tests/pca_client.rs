@@ -32,7 +32,6 @@ async fn mock(max_tps: Option<u64>) -> Embedded {
         cas: vec![(CA.to_owned(), KeyAlgorithm::Ec256, 1)],
         tls: true,
         max_tps,
-        cert_quota: None,
         ..Default::default()
     })
     .await

@@ -25,14 +25,17 @@
 //! Environment: `CCM_E2E_TOOLS` (tools key directory), `CCM_E2E_KEEP=1` (keep the work
 //! directory with logs, PKI and kubeconfigs after teardown).
 //!
-//! Missing compared with a real cluster: no kube-controller-manager (no garbage collection,
-//! namespaces never finish deleting, no service-account tokens), no kubelet, no
-//! cert-manager webhook (no validation/identity mutation/approval check).
+//! Missing compared with a real cluster unless a [node](node) is asked for: no
+//! kube-controller-manager (no garbage collection, namespaces never finish deleting, no
+//! service-account tokens), no scheduler, no kubelet. Always missing: the cert-manager
+//! webhook (no validation/identity mutation/approval check), kube-proxy and cluster DNS.
 
 mod control_plane;
 pub mod hostile;
+pub mod node;
 mod pki;
 pub mod process;
+pub mod sandbox;
 mod tools;
 mod yaml;
 
@@ -40,6 +43,7 @@ pub use control_plane::{
     CERT_MANAGER_APPROVER, CertManagerOptions, ControlPlane, ControlPlaneOptions, DEFAULT_CERT_MANAGER_CONTROLLERS,
     FIELD_MANAGER, StaticToken,
 };
+pub use node::NodeOptions;
 pub use process::{ManagedProcess, Signal};
 pub use tools::{TOOLS_ENV, Tools, build_script_path};
 pub use yaml::documents as yaml_documents;

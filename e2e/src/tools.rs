@@ -12,7 +12,8 @@ pub const TOOLS_ENV: &str = "CCM_E2E_TOOLS";
 /// The self-built control-plane binaries and cert-manager's CRDs.
 ///
 /// Layout of the key directory (outside the repository):
-/// `bin/{etcd,kube-apiserver,cm-controller,helm}`, `crds/*.yaml`, `env`.
+/// `bin/{etcd,kube-apiserver,cm-controller,helm}`, the node's
+/// `bin/{kubelet,kube-scheduler,kube-controller-manager,pause}`, `crds/*.yaml`, `env`.
 #[derive(Debug, Clone)]
 pub struct Tools {
     /// The key directory, e.g. `~/.cache/ccm-issuer/e2e-tools/k8s-v1.34.4_…`.
@@ -86,6 +87,26 @@ impl Tools {
     /// Path of the `helm` (v3) binary.
     pub fn helm(&self) -> PathBuf {
         self.bin_dir.join("helm")
+    }
+
+    /// Path of the `kubelet` binary (the node).
+    pub fn kubelet(&self) -> PathBuf {
+        self.bin_dir.join("kubelet")
+    }
+
+    /// Path of the `kube-scheduler` binary (the node).
+    pub fn kube_scheduler(&self) -> PathBuf {
+        self.bin_dir.join("kube-scheduler")
+    }
+
+    /// Path of the `kube-controller-manager` binary (the node).
+    pub fn kube_controller_manager(&self) -> PathBuf {
+        self.bin_dir.join("kube-controller-manager")
+    }
+
+    /// Path of our pod sandbox binary (`e2e-tools/pause`; the node's pause image).
+    pub fn pause(&self) -> PathBuf {
+        self.bin_dir.join("pause")
     }
 
     /// The Kubernetes version the apiserver was built as (e.g. `v1.34.4`), if recorded.

@@ -12,7 +12,9 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use ccm_e2e::{CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, Signal, StaticToken};
+use ccm_e2e::{
+    CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, NodeOptions, Signal, StaticToken,
+};
 use ccm_issuer::{cert_manager::CertificateRequest, crd::CCMIssuer};
 use ccm_mock_pca::{
     ca::KeyAlgorithm,
@@ -51,6 +53,8 @@ pub struct StackOptions {
     pub controller_args: Vec<String>,
     /// The mock's common-name rule for CSRs (the real service's is unconfirmed).
     pub csr_cn_rule: ccm_mock_pca::ca::CnRule,
+    /// Run a real node too (the mock then also serves the pods, at the node's address).
+    pub node: Option<NodeOptions>,
 }
 
 impl Default for StackOptions {
@@ -61,6 +65,7 @@ impl Default for StackOptions {
             start_controller: true,
             controller_args: Vec::new(),
             csr_cn_rule: ccm_mock_pca::ca::CnRule::Strict,
+            node: None,
         }
     }
 }
@@ -117,10 +122,12 @@ impl Stack {
             .enable_all()
             .build()?;
         let started = Instant::now();
+        let on_node = options.node.is_some();
         let cp = rt.block_on(ControlPlane::start(ControlPlaneOptions {
             tokens: options.tokens,
             cert_manager: Some(options.cert_manager),
             extra_crd_files: crd_files(),
+            node: options.node,
             ..ControlPlaneOptions::default()
         }))?;
         let mock = rt.block_on(Embedded::start(EmbeddedOptions {
@@ -129,6 +136,12 @@ impl Stack {
             cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
             tls: true,
             csr_cn_rule: options.csr_cn_rule,
+            // Pods reach it at the node's address (inside the private network namespace).
+            listen: on_node.then(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            tls_sans: match on_node {
+                true => vec![ccm_e2e::node::NODE_IP.to_string()],
+                false => Vec::new(),
+            },
             ..Default::default()
         }))?;
         let mock_ca_pem = mock.tls_ca_pem.clone().context("mock TLS CA")?;

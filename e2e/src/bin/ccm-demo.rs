@@ -3,8 +3,10 @@
 //! `examples/`, waits for the certificates, shows the issued chains and checks the ingress
 //! certificate with `curl --cacert`. Everything is torn down at the end, on Ctrl-C or on error.
 //!
-//! `ccm-demo [--bin-dir DIR] [--keep]` — `--keep` leaves the cluster up until Ctrl-C and prints
-//! a kubeconfig for `kubectl`.
+//! `ccm-demo [--bin-dir DIR] [--keep] [--chart]` — `--keep` leaves the cluster up until Ctrl-C
+//! and prints a kubeconfig for `kubectl`; `--chart` runs the controller as users do: the image
+//! from `scripts/image.sh`, installed with `helm install charts/ccm-issuer` on a real node
+//! (kubelet + containerd, see `ccm_e2e::node`), inside private namespaces.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,7 +16,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use ccm_e2e::{ControlPlane, ControlPlaneOptions};
+use ccm_e2e::{ControlPlane, ControlPlaneOptions, NodeOptions};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
@@ -43,26 +45,58 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let clock = Clock(Instant::now());
-    let mut bin_dir = workspace_root().join("target/debug");
-    let mut keep = false;
+/// The demo's command line.
+struct Options {
+    bin_dir: PathBuf,
+    keep: bool,
+    /// Through the Helm chart on a node instead of a local controller process.
+    chart: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let mut options = Options {
+        bin_dir: workspace_root().join("target/debug"),
+        keep: false,
+        chart: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--bin-dir" => bin_dir = args.next().map(PathBuf::from).unwrap_or(bin_dir),
-            "--keep" => keep = true,
+            "--bin-dir" => options.bin_dir = args.next().map(PathBuf::from).unwrap_or(options.bin_dir),
+            "--keep" => options.keep = true,
+            "--chart" => options.chart = true,
             other => {
-                eprintln!("unknown argument {other:?}; usage: ccm-demo [--bin-dir DIR] [--keep]");
+                eprintln!("unknown argument {other:?}; usage: ccm-demo [--bin-dir DIR] [--keep] [--chart]");
                 return std::process::ExitCode::FAILURE;
             }
         }
     }
+    // A node needs its own namespaces, entered while this process has one thread.
+    if options.chart {
+        match ccm_e2e::sandbox::enter() {
+            Ok(Some(code)) => return code,
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("demo failed: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(async_main(options)),
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main(options: Options) -> std::process::ExitCode {
+    let clock = Clock(Instant::now());
     let _ = rustls::crypto::ring::default_provider().install_default();
     let showing = std::sync::atomic::AtomicBool::new(false);
     let outcome = tokio::select! {
-        r = demo(&clock, &bin_dir, keep, &showing) => r,
+        r = demo(&clock, &options, &showing) => r,
         // Ctrl-C ends a --keep demo normally; earlier it interrupts. Either way dropping the
         // demo future tears the control plane down.
         _ = interrupted() => match showing.load(std::sync::atomic::Ordering::SeqCst) {
@@ -94,8 +128,16 @@ async fn interrupted() {
     }
 }
 
-async fn demo(clock: &Clock, bin_dir: &Path, keep: bool, showing: &std::sync::atomic::AtomicBool) -> Result<()> {
+async fn demo(clock: &Clock, options: &Options, showing: &std::sync::atomic::AtomicBool) -> Result<()> {
     let root = workspace_root();
+    let bin_dir = options.bin_dir.as_path();
+    let image_archive = root.join("target/image/ccm-issuer.tar");
+    if options.chart && !image_archive.is_file() {
+        bail!(
+            "{} missing: run scripts/image.sh (make demo ARGS=--chart does)",
+            image_archive.display()
+        );
+    }
     for bin in ["ccm-issuer", "ccm-mock-pca"] {
         if !bin_dir.join(bin).exists() {
             bail!(
@@ -110,15 +152,23 @@ async fn demo(clock: &Clock, bin_dir: &Path, keep: bool, showing: &std::sync::at
             root.join("crds/ccm-issuer.ccm.com_ccmissuers.yaml"),
             root.join("crds/ccm-issuer.ccm.com_ccmclusterissuers.yaml"),
         ],
+        node: options.chart.then(|| NodeOptions {
+            image_archives: vec![image_archive.clone()],
+        }),
         ..ControlPlaneOptions::default()
     })
     .await?;
     clock.say(format!(
-        "control plane up in {:.1}s: etcd, kube-apiserver {}, cert-manager controllers, our CRDs",
+        "control plane up in {:.1}s: etcd, kube-apiserver {}, cert-manager controllers, our CRDs{}",
         t.elapsed().as_secs_f64(),
-        cp.tools().k8s_version().unwrap_or("?")
+        cp.tools().k8s_version().unwrap_or("?"),
+        if options.chart {
+            ", and a node: kubelet, containerd + runc, kube-scheduler, kube-controller-manager"
+        } else {
+            ""
+        }
     ));
-    let result = run_demo(clock, &cp, bin_dir, keep, showing).await;
+    let result = run_demo(clock, &cp, options, showing).await;
     if result.is_err() {
         cp.dump_logs();
     }
@@ -130,33 +180,54 @@ async fn demo(clock: &Clock, bin_dir: &Path, keep: bool, showing: &std::sync::at
 async fn run_demo(
     clock: &Clock,
     cp: &ControlPlane,
-    bin_dir: &Path,
-    keep: bool,
+    options: &Options,
     showing: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
-    let root = workspace_root();
     let work = cp.workdir();
     let mock_ca = work.join("mock-pca-ca.pem");
-    let mut mock_cmd = Command::new(bin_dir.join("ccm-mock-pca"));
-    mock_cmd
-        .args(["--listen", "127.0.0.1:0", "--tls", "--tls-ca-out"])
-        .arg(&mock_ca)
-        .args([
-            "--credential",
-            &format!("{AK}:{SK}:{DOMAIN}"),
-            "--ca",
-            URN,
-            "--ca-key-algorithm",
-            "EC256",
-        ]);
+    let node_ip = ccm_e2e::node::NODE_IP.to_string();
+    let mut mock_cmd = Command::new(options.bin_dir.join("ccm-mock-pca"));
+    match options.chart {
+        // Pods reach it at the node's address (all inside the demo's network namespace).
+        true => mock_cmd.args(["--listen", "0.0.0.0:0", "--tls-san", &node_ip]),
+        false => mock_cmd.args(["--listen", "127.0.0.1:0"]),
+    };
+    mock_cmd.args(["--tls", "--tls-ca-out"]).arg(&mock_ca).args([
+        "--credential",
+        &format!("{AK}:{SK}:{DOMAIN}"),
+        "--ca",
+        URN,
+        "--ca-key-algorithm",
+        "EC256",
+    ]);
     let mock = cp.spawn("ccm-mock-pca", mock_cmd)?;
-    let mock_url = mock.first_stdout_line(Duration::from_secs(60)).await?;
+    let mock_url = mock
+        .first_stdout_line(Duration::from_secs(60))
+        .await?
+        .replace("0.0.0.0", "127.0.0.1");
     clock.say(format!(
         "mock PCA serving {mock_url} (HTTPS), CA {URN} (EC256, with its root)"
     ));
 
     cp.create_namespace("istio-system").await?;
     cp.create_namespace("ccm-issuer").await?;
+    if options.chart {
+        let pods_url = mock_url.replace("127.0.0.1", &node_ip);
+        install_chart(clock, cp, &pods_url, &std::fs::read_to_string(&mock_ca)?).await?;
+    } else {
+        start_controller(clock, cp, &options.bin_dir, &mock_url, &mock_ca).await?;
+    }
+    issue_and_show(clock, cp, options.keep, showing).await
+}
+
+/// The controller as a local process with the admin kubeconfig.
+async fn start_controller(
+    clock: &Clock,
+    cp: &ControlPlane,
+    bin_dir: &Path,
+    mock_url: &str,
+    mock_ca: &Path,
+) -> Result<()> {
     let health = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let mut ctl = Command::new(bin_dir.join("ccm-issuer"));
     ctl.arg("controller")
@@ -168,15 +239,91 @@ async fn run_demo(
         // Huawei SDK's HUAWEICLOUD_SDK_REGION_CCM_CN_NORTH_4 variable would.
         .args(["--pca-endpoint", &format!("cn-north-4={mock_url}")])
         // IAM (account-id discovery) is not moved by it, as in the SDK: HUAWEICLOUD_SDK_IAM_ENDPOINT.
-        .args(["--iam-endpoint", &mock_url])
+        .args(["--iam-endpoint", mock_url])
         .arg("--ca-bundle")
-        .arg(&mock_ca)
+        .arg(mock_ca)
         .env("RUST_LOG", "info");
     cp.spawn("ccm-issuer", ctl)?;
     wait_http(&format!("http://{health}/readyz")).await?;
     clock.say(format!(
         "ccm-issuer controller ready (health and metrics on http://{health})"
     ));
+    Ok(())
+}
+
+/// The controller as users run it: `helm install` of the chart with the local image, the
+/// talk's region pointed at the mock and the mock's CA through the chart's caBundle.
+async fn install_chart(clock: &Clock, cp: &ControlPlane, mock_url: &str, mock_ca_pem: &str) -> Result<()> {
+    let root = workspace_root();
+    let ca = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "mock-pca-ca", "namespace": "ccm-issuer"},
+        "data": {"ca.crt": mock_ca_pem},
+    });
+    cp.apply_yaml(&serde_json::to_string(&ca)?).await?;
+    let values = serde_json::json!({
+        "image": {"repository": "localhost/ccm-issuer", "pullPolicy": "Never"},
+        "rbac": {"secretNamespaces": ["istio-system"]},
+        "caBundle": {"configMapName": "mock-pca-ca"},
+        "controller": {"pcaEndpoints": {"cn-north-4": mock_url}},
+    });
+    let values_file = cp.workdir().join("demo-values.json");
+    std::fs::write(&values_file, serde_json::to_string_pretty(&values)?)?;
+    let home = cp.workdir().join("helm-home");
+    let mut helm = Command::new(cp.tools().helm());
+    helm.env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig_path())
+        .args(["install", "ccm-issuer"])
+        .arg(root.join("charts/ccm-issuer"))
+        .args(["--namespace", "ccm-issuer", "--wait", "--timeout", "3m", "--values"])
+        .arg(&values_file);
+    clock.say(format!(
+        "$ helm install ccm-issuer charts/ccm-issuer -n ccm-issuer --wait (image localhost/ccm-issuer, mock PCA at {mock_url})"
+    ));
+    let t = Instant::now();
+    let out = tokio::task::spawn_blocking(move || helm.output()).await??;
+    if !out.status.success() {
+        bail!(
+            "helm install failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cp.client().await?, "ccm-issuer");
+    let names: Vec<String> = pods
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/instance=ccm-issuer"))
+        .await?
+        .items
+        .iter()
+        .map(|p| {
+            format!(
+                "{} ({})",
+                kube::ResourceExt::name_any(p),
+                p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default()
+            )
+        })
+        .collect();
+    clock.say(format!(
+        "chart installed in {:.1}s: pod {} Ready through its probes on node {}",
+        t.elapsed().as_secs_f64(),
+        names.join(", "),
+        ccm_e2e::node::NODE_NAME
+    ));
+    Ok(())
+}
+
+/// Applies the talk's two practices, waits for them, shows the chains, checks TLS.
+async fn issue_and_show(
+    clock: &Clock,
+    cp: &ControlPlane,
+    keep: bool,
+    showing: &std::sync::atomic::AtomicBool,
+) -> Result<()> {
+    let root = workspace_root();
+    let work = cp.workdir();
 
     // The talk's Secret with the mock's credentials instead of placeholders.
     let secret = std::fs::read_to_string(root.join("examples/mesh-ca/01-ccm-secret.yaml"))?
@@ -247,8 +394,13 @@ async fn run_demo(
     clock.say("TLS check passed: the gateway certificate verifies against the PCA root in ca.crt");
     if keep {
         showing.store(true, std::sync::atomic::Ordering::SeqCst);
+        // A node runs in the demo's own namespaces: kubectl has to enter them.
+        let enter = match cp.has_node() {
+            true => "nsenter --target <the sandbox pid printed above> --net --mount -- ",
+            false => "",
+        };
         println!(
-            "\nThe cluster stays up. In another shell:\n  export KUBECONFIG={}\n  kubectl get ccmissuers,certificates,certificaterequests -A\nPress Ctrl-C to stop.",
+            "\nThe cluster stays up. In another shell:\n  export KUBECONFIG={}\n  {enter}kubectl get ccmissuers,certificates,certificaterequests -A\nPress Ctrl-C to stop.",
             cp.kubeconfig_path().display()
         );
         // Ctrl-C is handled by main, which then drops this future and tears down.
