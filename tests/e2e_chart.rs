@@ -1163,7 +1163,7 @@ fn leader_election(stack: &Stack) -> Result<()> {
                 .await?;
             certificate_ready(&admin, "team-a", "after-election").await?;
             let controller = sa_user(NAMESPACE, &sa);
-            for (verb, name, want) in [("get", Some(lease_name), true), ("update", Some(lease_name), true), ("patch", Some(lease_name), false), ("create", None, true), ("get", Some("someone-elses-lease"), false), ("delete", Some(lease_name), false), ("list", None, false)] {
+            for (verb, name, want) in [("get", Some(lease_name), true), ("patch", Some(lease_name), true), ("update", Some(lease_name), false), ("create", None, true), ("get", Some("someone-elses-lease"), false), ("delete", Some(lease_name), false), ("list", None, false)] {
                 let got = may(&admin, &controller, verb, "coordination.k8s.io", "leases", Some(NAMESPACE), name).await?;
                 ensure!(got == want, "lease {verb} {name:?}: expected {want}, got {got}");
             }

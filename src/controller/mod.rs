@@ -351,7 +351,10 @@ pub enum Error {
 
 /// Whether a Kubernetes error means the object is gone (deleted, or replaced by a new one).
 pub fn is_gone(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.is_not_found() || (s.is_conflict() && s.message.contains("UID")))
+    // A write naming another object's UID is refused as a failed precondition (409) or, when
+    // the resourceVersion matched, as an attempt to change the immutable UID (422).
+    matches!(e, kube::Error::Api(s) if s.is_not_found()
+        || ((s.is_conflict() || s.code == 422) && (s.message.contains("UID") || s.message.contains("metadata.uid"))))
 }
 
 /// RFC 3339 "now", second precision, as Kubernetes writes times.

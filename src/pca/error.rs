@@ -348,7 +348,9 @@ impl PcaError {
     pub fn is_ambiguous(&self) -> bool {
         match self {
             PcaError::Timeout { .. } | PcaError::Transport { .. } | PcaError::Decode { .. } => true,
-            PcaError::Api { status, .. } => *status >= 500,
+            // A redirect to a POST comes from something between us and the service (or a
+            // broken one): whether the service acted is not known.
+            PcaError::Api { status, .. } => *status >= 500 || (300..400).contains(status),
             PcaError::Connect { .. } | PcaError::DomainUnknown(_) | PcaError::Config(_) | PcaError::Invalid(_) => false,
         }
     }
@@ -590,6 +592,14 @@ mod tests {
         assert!(!api(429, THROTTLED_CODE).is_ambiguous());
         assert!(!api(400, "PCA.00020001").is_ambiguous());
         assert!(api(502, "x").is_ambiguous());
+        assert!(
+            api(302, "HTTP302").is_ambiguous(),
+            "a redirect to a POST: unknown whether it landed"
+        );
+        assert!(
+            !api(302, "HTTP302").is_retryable(),
+            "but no reason to expect another answer"
+        );
         let timeout = PcaError::timeout(Operation::CreateCertificateByCsr, "https://e", Duration::from_secs(1));
         assert!(timeout.is_ambiguous() && timeout.is_retryable());
         let connect = PcaError::connect(Operation::CreateCertificateByCsr, "https://e", "refused");

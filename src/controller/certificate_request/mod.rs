@@ -266,9 +266,9 @@ async fn issuance_outcome(cr: &CertificateRequest, ctx: &Context, issuer: &AnyIs
 }
 
 /// After the PCA issued `id`: never answered with another issue call. Transient export errors
-/// retry without limit (failing would strand the certificate); "not found" right after the
-/// issue is read-after-write lag and retries within the budget; a certificate that is not
-/// what was asked for fails the request.
+/// (throttling, 5xx, time-outs) retry without limit (failing would strand the certificate);
+/// "not found" right after the issue (read-after-write lag) and unusable answers retry within
+/// the budget; a certificate that is not what was asked for fails the request.
 async fn delivery_outcome(
     cr: &CertificateRequest,
     ctx: &Context,
@@ -284,6 +284,16 @@ async fn delivery_outcome(
             ctx,
             e.reason(),
             format!("PCA certificate {id} was issued for this request but cannot be exported yet: {e}"),
+            Phase::Deliver,
+            Budget::Limited,
+        ),
+        // An unusable answer (not JSON, a field missing or of the wrong type, too large) may be
+        // a passing fault; it is retried within the budget, then reported.
+        SignError::Pca(e @ PcaError::Decode { .. }) => transient(
+            cr,
+            ctx,
+            e.reason(),
+            format!("PCA certificate {id} was issued for this request; its export answer cannot be used: {e}"),
             Phase::Deliver,
             Budget::Limited,
         ),
