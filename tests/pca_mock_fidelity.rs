@@ -6,7 +6,10 @@
 use std::{sync::Arc, time::Duration};
 
 use ccm_issuer::{
-    controller::issuer::{CA_FROZEN, CA_KEY_NOT_IN_PCA, signing_blocker},
+    controller::issuer::{
+        reasons::{CA_FROZEN, CA_KEY_NOT_IN_PCA},
+        signing_blocker,
+    },
     pca::{
         ClientConfig, Credentials, PcaClient, PcaError, RetryPolicy,
         endpoint::{parse_endpoint, resolve_iam},

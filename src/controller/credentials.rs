@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 use secrecy::SecretString;
 
-use super::{AnyIssuer, Config, IssuerKey};
+use super::{AnyIssuer, Config, IssuerKey, issuer::reasons};
 use crate::{
     crd::IssuerSpec,
     metrics::Metrics,
@@ -64,7 +64,7 @@ pub fn secret_location(
             Some(ns) if ns == namespace => namespace,
             Some(other) => {
                 return Err(IssuerProblem::permanent(
-                    "SecretNamespaceNotAllowed",
+                    reasons::SECRET_NAMESPACE_NOT_ALLOWED,
                     format!(
                         "secretRef.namespace {other:?} is not this CCMIssuer's namespace {namespace:?}: a CCMIssuer may only use a Secret in its own namespace; move the Secret or use a CCMClusterIssuer"
                     ),
@@ -84,17 +84,17 @@ pub async fn read_secret(client: &Client, namespace: &str, name: &str) -> Result
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     api.get(name).await.map_err(|e| match &e {
         kube::Error::Api(s) if s.is_not_found() => IssuerProblem::permanent(
-            "SecretNotFound",
+            reasons::SECRET_NOT_FOUND,
             format!("Secret {namespace}/{name} does not exist; create it with the AK/SK keys"),
         ),
         kube::Error::Api(s) if s.is_forbidden() => IssuerProblem::permanent(
-            "SecretForbidden",
+            reasons::SECRET_FORBIDDEN,
             format!(
                 "the controller may not read Secrets in namespace {namespace:?}; grant it (Helm value rbac.secretNamespaces) or keep the Secret elsewhere"
             ),
         ),
         other => IssuerProblem {
-            reason: "SecretUnavailable",
+            reason: reasons::SECRET_UNAVAILABLE,
             message: format!("cannot read Secret {namespace}/{name}: {other}"),
             retryable: true,
         },
@@ -111,7 +111,7 @@ pub fn credentials_from_secret(secret: &Secret, spec: &IssuerSpec) -> Result<Cre
         };
         let text = String::from_utf8(bytes.0.clone()).map_err(|_| {
             IssuerProblem::permanent(
-                "SecretInvalid",
+                reasons::SECRET_INVALID,
                 format!("key {key:?} of Secret {location} is not UTF-8 text"),
             )
         })?;
@@ -121,7 +121,7 @@ pub fn credentials_from_secret(secret: &Secret, spec: &IssuerSpec) -> Result<Cre
     };
     let missing = |key: &str| {
         IssuerProblem::permanent(
-            "SecretInvalid",
+            reasons::SECRET_INVALID,
             format!(
                 "Secret {location} has no non-empty key {key:?} (set secretRef keys if your Secret uses other names)"
             ),
@@ -146,13 +146,13 @@ pub fn decode_ca_bundle(raw: &str) -> Result<Vec<u8>, IssuerProblem> {
     let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
     let decoded = base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| {
         IssuerProblem::permanent(
-            "InvalidCABundle",
+            reasons::INVALID_CA_BUNDLE,
             "caBundle is neither PEM nor base64-encoded PEM".into(),
         )
     })?;
     if !String::from_utf8_lossy(&decoded).contains("-----BEGIN CERTIFICATE-----") {
         return Err(IssuerProblem::permanent(
-            "InvalidCABundle",
+            reasons::INVALID_CA_BUNDLE,
             "caBundle does not contain a PEM certificate".into(),
         ));
     }
@@ -161,13 +161,14 @@ pub fn decode_ca_bundle(raw: &str) -> Result<Vec<u8>, IssuerProblem> {
 
 /// The client configuration an issuer spec asks for.
 pub fn client_config(spec: &IssuerSpec, config: &Config) -> Result<ClientConfig, IssuerProblem> {
-    let invalid = |e: crate::pca::PcaError| IssuerProblem::permanent("InvalidSpec", e.to_string());
+    let invalid = |e: crate::pca::PcaError| IssuerProblem::permanent(reasons::INVALID_SPEC, e.to_string());
     let region_override = config.region_endpoints.get(&spec.region);
     let endpoint = match (spec.endpoint.as_deref(), region_override) {
         (Some(e), _) => parse_endpoint(e).map_err(invalid)?,
         (None, Some(url)) => url.clone(),
-        (None, None) => pca_endpoint(&spec.region)
-            .map_err(|e| IssuerProblem::permanent(super::issuer::UNKNOWN_REGION, e.to_string()))?,
+        (None, None) => {
+            pca_endpoint(&spec.region).map_err(|e| IssuerProblem::permanent(reasons::UNKNOWN_REGION, e.to_string()))?
+        }
     };
     // Independent of the PCA endpoint, as in the SDKs: a CCM host serves no IAM API.
     let iam = resolve_iam(spec.iam_endpoint.as_deref(), config.iam_endpoint.as_ref(), &spec.region).map_err(invalid)?;
@@ -229,7 +230,7 @@ impl PcaClients {
         let limiter = self.limiters.bucket(cc.endpoint.as_str(), credentials.access_key());
         let observer: Arc<dyn PcaObserver> = self.observer.clone();
         let client = PcaClient::new(cc, credentials, limiter, Some(observer))
-            .map_err(|e| IssuerProblem::permanent("InvalidSpec", e.to_string()))?;
+            .map_err(|e| IssuerProblem::permanent(reasons::INVALID_SPEC, e.to_string()))?;
         let client = Arc::new(client);
         self.lock().insert(
             key,
@@ -404,7 +405,7 @@ mod tests {
         let mut s = spec(None);
         s.region = "la-north-2".into();
         let p = client_config(&s, &Config::default()).unwrap_err();
-        assert_eq!(p.reason, super::super::issuer::UNKNOWN_REGION);
+        assert_eq!(p.reason, crate::controller::issuer::reasons::UNKNOWN_REGION);
         assert!(!p.retryable);
         assert!(p.message.contains("--pca-endpoint la-north-2=URL"), "{}", p.message);
         let mut config = Config::default();

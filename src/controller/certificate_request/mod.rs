@@ -29,7 +29,7 @@ use super::{
         self, IssuanceError, Obtained,
         intent::{INTENT_ANNOTATION, bound},
     },
-    issuer::report_problem,
+    issuer::{reasons::CA_NOT_FOUND, report_problem},
     tracked::{Tracked, Write},
 };
 use crate::{
@@ -335,7 +335,7 @@ async fn pca_outcome(
 /// The PCA refused the issuer's credentials (or its CA is gone): the issuer is re-checked and
 /// the request waits for it.
 async fn refused_credentials(ctx: &Context, issuer: &AnyIssuer, e: &PcaError) -> Outcome {
-    let reason = if e.is_not_found() { "CANotFound" } else { e.reason() };
+    let reason = if e.is_not_found() { CA_NOT_FOUND } else { e.reason() };
     let message = format!("Waiting for {} after the PCA refused a call: {e}", issuer.key());
     report_problem(ctx, issuer, reason, e.to_string()).await;
     Outcome::waiting(reasons::ISSUER_NOT_READY, message, None)

@@ -2,6 +2,8 @@
 //! expire. Runs for both kinds, on spec changes, on changes of the referenced Secret, when a
 //! request's PCA call was refused for credentials, and every `--issuer-recheck-interval`.
 
+pub mod reasons;
+
 use std::{fmt, sync::Arc, time::Duration};
 
 use k8s_openapi::{api::core::v1::ObjectReference, apimachinery::pkg::apis::meta::v1::Condition};
@@ -14,6 +16,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{info, instrument, warn};
 
+use self::reasons::*;
 use super::{Context, Error, FIELD_MANAGER, conditions::issuer_condition, credentials::IssuerProblem, rfc3339};
 use crate::{
     cert_manager::{CertificateRequest, READY},
@@ -22,7 +25,6 @@ use crate::{
 };
 
 /// Condition type warning about the CA's end of validity.
-pub const CA_EXPIRING: &str = "CAExpiringSoon";
 
 /// Identifies an issuer of either kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -210,23 +212,6 @@ impl Verdict {
     }
 }
 
-/// Ready reason: the CA can issue.
-pub const VERIFIED: &str = "Verified";
-/// Ready reason: the CA's status is not `ACTIVED`.
-pub const CA_NOT_ACTIVE: &str = "CANotActive";
-/// Ready reason: the CA is frozen (`freeze_flag` ≠ 0).
-pub const CA_FROZEN: &str = "CAFrozen";
-/// Ready reason: the CA was issued from a CSR (`gen_mode` `CSR`), its key is not in the PCA.
-pub const CA_KEY_NOT_IN_PCA: &str = "CAKeyNotInPCA";
-/// Ready reason: an SM2 CA (key algorithm `SM2` or signature algorithm `SM3`).
-pub const CA_ALGORITHM_UNSUPPORTED: &str = "CAAlgorithmUnsupported";
-/// Ready reason: the CA's validity has not begun.
-pub const CA_NOT_YET_VALID: &str = "CANotYetValid";
-/// Ready reason: the CA's validity has ended (while its status still says otherwise).
-pub const CA_EXPIRED: &str = "CAExpired";
-/// Ready reason: the region has no known PCA endpoint and none is configured.
-pub const UNKNOWN_REGION: &str = "UnknownRegion";
-
 /// Why a CA cannot sign, from what `ShowCertificateAuthority` reports: `(reason, message)`.
 /// `None` when nothing forbids it. Shared by the issuer check and `ccm-issuer pca describe-ca`
 /// / `pca sign`. Fields the answer leaves out (`freeze_flag`, `gen_mode`, algorithms, validity)
@@ -348,7 +333,7 @@ async fn check(issuer: &AnyIssuer, ctx: &Context) -> Verdict {
             ctx.config.ca_expiry_warning,
         ),
         Err(e) if e.is_not_found() => Verdict::problem(IssuerProblem {
-            reason: "CANotFound",
+            reason: CA_NOT_FOUND,
             message: format!("PCA CA {} does not exist at {}: {e}", spec.urn, client.endpoint()),
             retryable: false,
         }),
@@ -433,10 +418,10 @@ fn status_from(issuer: &AnyIssuer, verdict: &Verdict) -> IssuerStatus {
     )];
     if let Some(ca) = &verdict.ca {
         let (status, reason, message) = match &verdict.expiring {
-            Some(m) => (Some(true), "CAExpiresSoon", m.clone()),
+            Some(m) => (Some(true), CA_EXPIRING_SOON, m.clone()),
             None => (
                 Some(false),
-                "CAValid",
+                CA_VALID,
                 format!(
                     "PCA CA valid until {}",
                     ca.not_after.map(ms_to_rfc3339).unwrap_or_default()
@@ -445,7 +430,7 @@ fn status_from(issuer: &AnyIssuer, verdict: &Verdict) -> IssuerStatus {
         };
         conditions.push(issuer_condition(
             existing,
-            CA_EXPIRING,
+            CA_EXPIRING_SOON,
             status,
             reason,
             message,
@@ -485,10 +470,10 @@ async fn publish_transitions(issuer: &AnyIssuer, ctx: &Context, previous: Option
     }
     let was_expiring = issuer
         .status()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CA_EXPIRING))
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CA_EXPIRING_SOON))
         .is_some_and(|c| c.status == "True");
     if let (Some(m), false) = (&verdict.expiring, was_expiring) {
-        ctx.event(&reference, EventType::Warning, "CAExpiringSoon", "Check", m.clone())
+        ctx.event(&reference, EventType::Warning, CA_EXPIRING_SOON, "Check", m.clone())
             .await;
     }
 }
