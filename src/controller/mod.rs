@@ -1,16 +1,16 @@
 //! The controllers: one for our issuers (both kinds) and one for cert-manager CertificateRequests,
 //! sharing one [`Context`].
 
-pub mod certificate_request;
-pub mod conditions;
-pub mod credentials;
-pub mod endpoint_policy;
+pub(crate) mod certificate_request;
+pub(crate) mod conditions;
+pub(crate) mod credentials;
+pub(crate) mod endpoint_policy;
 pub mod issuance;
 pub mod issuer;
-pub mod leader;
-pub mod runtime;
-pub mod secret_watch;
-pub mod slots;
+pub(crate) mod leader;
+pub(crate) mod runtime;
+pub(crate) mod secret_watch;
+pub(crate) mod slots;
 #[cfg(test)]
 mod tests;
 pub mod tracked;

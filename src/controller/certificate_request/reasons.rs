@@ -16,10 +16,6 @@ pub const INVALID_REQUEST: &str = "InvalidRequest";
 pub const CERTIFICATE_MISMATCH: &str = "CertificateMismatch";
 /// An earlier issue attempt's outcome is being established.
 pub const VERIFYING_EARLIER_ATTEMPT: &str = "VerifyingEarlierAttempt";
-/// Another worker or replica changed the request; it is read again.
-pub const REQUEST_CHANGED: &str = "RequestChanged";
-/// This replica may not issue: it cannot prove it holds the leader lease.
-pub const NOT_LEADER: &str = "NotLeader";
 /// The issued certificate's validity was shortened (PCA limit, or the CA ends sooner).
 pub const DURATION_CLAMPED: &str = "DurationClamped";
 /// The PCA CA ends too soon to sign a certificate of at least an hour.
@@ -30,5 +26,3 @@ pub const RECOVERED: &str = "Recovered";
 pub const INTENT_CONFLICT: &str = "IntentConflict";
 /// A CA certificate was issued again after an attempt whose outcome cannot be established.
 pub const REISSUED_AFTER_UNKNOWN_OUTCOME: &str = "ReissuedAfterUnknownOutcome";
-/// A Kubernetes API call failed (metrics only).
-pub const KUBERNETES_API_ERROR: &str = "KubernetesAPIError";

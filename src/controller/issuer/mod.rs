@@ -24,8 +24,6 @@ use crate::{
     pca::types::{CertificateAuthority, GenMode},
 };
 
-/// Condition type warning about the CA's end of validity.
-
 /// Identifies an issuer of either kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IssuerKey {
