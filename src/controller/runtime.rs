@@ -324,70 +324,67 @@ async fn run_controllers(
             }
         }
     };
-    let stopped = |name: &'static str| {
-        let (health, shutdown) = (health.clone(), shutdown.clone());
-        move || {
-            if !*shutdown.borrow() {
-                error!(controller = name, "controller loop ended without a shutdown request");
-                health.controller_stopped(name);
-            }
-        }
-    };
-    let (h1, h2, h3) = (health.clone(), health.clone(), health.clone());
-    let cr_done = stopped("certificaterequest");
-    let ns_done = stopped("ccmissuer");
-    let cl_done = stopped("ccmclusterissuer");
     tokio::join!(
         ready,
         janitor,
-        async move {
-            cr_ctrl
-                .run(
-                    move |cr, ctx| {
-                        let h = h1.clone();
-                        async move {
-                            h.track("certificaterequest", certificate_request::reconcile(cr, ctx))
-                                .await
-                        }
-                    },
-                    certificate_request::error_policy,
-                    ctx.clone(),
-                )
-                .for_each(|r| log_result("certificaterequest", r))
-                .await;
-            cr_done();
-        },
-        async move {
-            issuer_ctrl
-                .run(
-                    move |i, ctx| {
-                        let h = h2.clone();
-                        async move { h.track("ccmissuer", issuer::reconcile_namespaced(i, ctx)).await }
-                    },
-                    issuer::error_policy,
-                    ctx_ns,
-                )
-                .for_each(|r| log_result("ccmissuer", r))
-                .await;
-            ns_done();
-        },
-        async move {
-            cluster_ctrl
-                .run(
-                    move |i, ctx| {
-                        let h = h3.clone();
-                        async move { h.track("ccmclusterissuer", issuer::reconcile_cluster(i, ctx)).await }
-                    },
-                    issuer::error_policy,
-                    ctx_cl,
-                )
-                .for_each(|r| log_result("ccmclusterissuer", r))
-                .await;
-            cl_done();
-        },
+        drive(
+            "certificaterequest",
+            cr_ctrl,
+            certificate_request::reconcile,
+            certificate_request::error_policy,
+            ctx.clone(),
+            (health.clone(), shutdown.clone()),
+        ),
+        drive(
+            "ccmissuer",
+            issuer_ctrl,
+            issuer::reconcile_namespaced,
+            issuer::error_policy,
+            ctx_ns,
+            (health.clone(), shutdown.clone()),
+        ),
+        drive(
+            "ccmclusterissuer",
+            cluster_ctrl,
+            issuer::reconcile_cluster,
+            issuer::error_policy,
+            ctx_cl,
+            (health.clone(), shutdown.clone()),
+        ),
     );
     health.set_ready(false);
     info!("controllers stopped");
+}
+
+/// Runs one controller until it ends: every reconciliation is tracked for `/livez`, results
+/// are logged, and an end without a shutdown request makes the process not alive.
+async fn drive<K, Fut>(
+    name: &'static str,
+    controller: Controller<K>,
+    reconcile: fn(Arc<K>, Arc<Context>) -> Fut,
+    error_policy: fn(Arc<K>, &super::Error, Arc<Context>) -> kube::runtime::controller::Action,
+    ctx: Arc<Context>,
+    (health, shutdown): (Arc<Health>, watch::Receiver<bool>),
+) where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<kube::runtime::controller::Action, super::Error>> + Send + 'static,
+{
+    let tracker = health.clone();
+    controller
+        .run(
+            move |obj, ctx| {
+                let tracker = tracker.clone();
+                async move { tracker.track(name, reconcile(obj, ctx)).await }
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|r| log_result(name, r))
+        .await;
+    if !*shutdown.borrow() {
+        error!(controller = name, "controller loop ended without a shutdown request");
+        health.controller_stopped(name);
+    }
 }
 
 async fn log_result<K: Resource>(
