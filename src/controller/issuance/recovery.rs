@@ -10,15 +10,17 @@
 //!    search over the offset instead of paging through everything newer;
 //! 2. narrows entries by issuing CA, key algorithm, common name and status from the list
 //!    itself, before any export;
-//! 3. exports the remaining candidates nearest to the intent first — on the PCA's clock as its
+//! 3. exports the few candidates nearest to the attempt first — on the PCA's clock as its
 //!    `Date` headers tell it, so the certificate of a lost answer is normally the first one
-//!    exported (the hint only orders, it never narrows) — skipping ids it already checked
-//!    (kept per request across passes) and ids the PCA refuses to export;
+//!    exported (the hint only orders, it never narrows) — then sweeps the rest newest first,
+//!    four exports at a time, ruling out ids the PCA refuses to export; how far the sweep got
+//!    is kept in the intent annotation, so a restarted or new leader goes on from there;
 //! 4. gets a list entry without `create_time`, or a page without `total`, from the client as an
 //!    incomplete answer to retry — never as "nothing was issued".
 //!
-//! One pass costs at most `1 + ⌈log2(total)⌉ + MAX_WINDOW_PAGES` list calls and
-//! `MAX_EXPORTS_PER_PASS` exports; a window that needs more is continued in the next pass.
+//! One pass costs at most `1 + ⌈log2(total)⌉ + MAX_WINDOW_PAGES` list calls,
+//! `MAX_EXPORTS_PER_PASS` exports and one annotation write; a window with more candidates is
+//! continued in the next pass, from the recorded position.
 
 use std::collections::HashSet;
 
@@ -30,7 +32,9 @@ use crate::{
     signing::{SignRequest, exported_matches},
 };
 
-use super::intent::Intent;
+use futures::StreamExt;
+
+use super::intent::{Cursor, Intent};
 
 /// How far the PCA's clock may be from ours (the gateway refuses signatures beyond this).
 pub const CLOCK_SKEW_MS: i64 = 15 * 60 * 1000;
@@ -41,6 +45,11 @@ pub const MAX_WINDOW_PAGES: u32 = 50;
 /// Candidates exported in one pass.
 pub const MAX_EXPORTS_PER_PASS: usize = 25;
 
+/// Candidates nearest the attempt (on the PCA's clock) exported first, before the ordered sweep.
+const NEAREST_FIRST: usize = 5;
+/// Exports in flight at once.
+const EXPORTS_AT_ONCE: usize = 4;
+
 /// The result of one search pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Search {
@@ -48,15 +57,20 @@ pub enum Search {
     Found(String),
     /// The whole window was read and no certificate matches.
     NotIssued,
-    /// The pass ended before the window was read or every candidate exported; search again.
-    Undecided(String),
+    /// The pass ended before every candidate was ruled out; search again, from `progress` on.
+    Undecided {
+        /// What is left.
+        why: String,
+        /// How far candidates are ruled out (newest first), if the pass moved on.
+        progress: Option<Cursor>,
+    },
 }
 
 /// What a pass looks for.
 pub struct Target<'a> {
     /// The issue that may have happened.
     pub request: &'a SignRequest<'a>,
-    /// The recorded attempt.
+    /// The recorded attempt (with how far earlier passes got).
     pub intent: Intent,
 }
 
@@ -97,48 +111,115 @@ impl Target<'_> {
     }
 }
 
-/// One search pass. `checked` holds ids exported in earlier passes that did not match; it
-/// grows with the ids this pass rules out.
+/// One search pass: the candidates nearest the attempt first (a lost answer's certificate is
+/// normally among them), then an ordered sweep (newest first) from where earlier passes got.
+/// `checked` holds ids this process already ruled out.
 pub async fn search(
     client: &PcaClient,
     target: &Target<'_>,
     checked: &mut HashSet<String>,
 ) -> Result<Search, PcaError> {
-    let (candidates, complete) = candidates(client, target).await?;
-    let unchecked: Vec<&String> = candidates
-        .iter()
-        .map(|(_, id)| id)
-        .filter(|id| !checked.contains(*id))
-        .collect();
-    for (n, id) in unchecked.iter().enumerate() {
-        if n == MAX_EXPORTS_PER_PASS {
-            return Ok(Search::Undecided(format!(
-                "{} candidate certificates left to check",
-                unchecked.len() - n
-            )));
+    let (mut candidates, complete) = candidates(client, target).await?;
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    if let Some(c) = &target.intent.searched {
+        candidates.retain(|(at, id)| !c.passed(*at, id));
+    }
+    // On the PCA's clock the call landed between the intent's start and its deadline (the
+    // clock is known from its Date headers: an ordering hint, never a bound).
+    let offset = client.pca_clock_offset_ms().unwrap_or(0);
+    let (from, to) = (
+        target.intent.start_ms + offset - 1000,
+        target.intent.deadline_ms + offset + 1000,
+    );
+    let mut nearest: Vec<&(i64, String)> = candidates.iter().filter(|(_, id)| !checked.contains(id)).collect();
+    nearest.sort_by_key(|(at, id)| ((from - at).max(at - to).max(0), id.clone()));
+    nearest.truncate(NEAREST_FIRST);
+    let nearest_ids: Vec<String> = nearest.iter().map(|(_, id)| id.clone()).collect();
+    if let Some(found) = rule_out(client, target, &nearest_ids, checked).await? {
+        return Ok(Search::Found(found));
+    }
+    // The sweep: ruled-out candidates advance the position without an export.
+    let mut progress = None;
+    let mut budget = MAX_EXPORTS_PER_PASS.saturating_sub(nearest_ids.len());
+    let mut rest = candidates.iter().peekable();
+    while rest.peek().is_some() {
+        let mut batch = Vec::new();
+        while let Some((at, id)) = rest.peek() {
+            if !checked.contains(id) {
+                if budget == 0 || batch.len() == EXPORTS_AT_ONCE {
+                    break;
+                }
+                budget -= 1;
+                batch.push(id.clone());
+            }
+            progress = Some(Cursor {
+                at: *at,
+                id: id.clone(),
+            });
+            rest.next();
         }
-        match exported_matches(client, id, target.request).await {
-            Ok(true) => return Ok(Search::Found((*id).clone())),
-            Ok(false) => {}
-            // Revoked meanwhile, or otherwise not exportable: it cannot be delivered anyway.
-            Err(e) if !e.is_retryable() && !e.is_credentials() => {}
-            Err(e) => return Err(e),
+        if let Some(found) = rule_out(client, target, &batch, checked).await? {
+            return Ok(Search::Found(found));
         }
-        checked.insert((*id).clone());
+        if budget == 0 && rest.peek().is_some() {
+            return Ok(Search::Undecided {
+                why: format!("{} candidate certificates left to check", rest.count()),
+                progress,
+            });
+        }
     }
     Ok(if complete {
         Search::NotIssued
     } else {
-        Search::Undecided(format!(
-            "the time window holds more than {} certificates",
-            MAX_WINDOW_PAGES * PAGE
-        ))
+        Search::Undecided {
+            why: format!(
+                "the time window holds more than {} certificates",
+                MAX_WINDOW_PAGES * PAGE
+            ),
+            progress,
+        }
     })
+}
+
+/// Exports `ids` (a few at a time) and returns the one issued for the request, if any; the
+/// others join `checked`. A candidate the PCA refuses to export (revoked meanwhile, …) cannot
+/// be delivered anyway and is ruled out.
+async fn rule_out(
+    client: &PcaClient,
+    target: &Target<'_>,
+    ids: &[String],
+    checked: &mut HashSet<String>,
+) -> Result<Option<String>, PcaError> {
+    let exports: Vec<_> = ids
+        .iter()
+        .cloned()
+        .map(|id| async move {
+            let result = exported_matches(client, &id, target.request).await;
+            (id, result)
+        })
+        .collect();
+    let mut results = futures::stream::iter(exports).buffered(EXPORTS_AT_ONCE);
+    while let Some((id, result)) = results.next().await {
+        match result {
+            Ok(true) => return Ok(Some(id)),
+            Ok(false) => {}
+            Err(e) if !e.is_retryable() && !e.is_credentials() => {}
+            Err(e) => return Err(e),
+        }
+        checked.insert(id);
+    }
+    Ok(None)
 }
 
 /// The window's candidates (each once), and whether the window was read to its end.
 async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, bool), PcaError> {
-    let (from, to) = target.window();
+    let (from, window_end) = target.window();
+    // Earlier passes ruled out everything newer than their position: start listing there.
+    let to = target
+        .intent
+        .searched
+        .as_ref()
+        .map_or(window_end, |c| c.at.min(window_end));
     let first = list(client, target, PAGE, 0).await?;
     let total = first.total;
     let mut offset = match first.certificates.last().map(created).transpose()? {

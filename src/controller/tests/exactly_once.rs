@@ -278,6 +278,46 @@ async fn recovery_exports_a_bounded_number_of_candidates_per_pass() {
     assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
 }
 
+/// Defect 3 (found by the chaos suite): ruled-out candidates were remembered in memory only, so
+/// a leader killed every few seconds never got through a large window; the position is now
+/// kept on the request and a new process goes on from there.
+#[tokio::test]
+async fn recovery_goes_on_where_a_restarted_leader_stopped() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let w = world(config.clone()).await;
+    // 40 look-alikes; the earlier attempt (long over) issued nothing.
+    issue_others(&w.mock, "ingress-server-crt", 40).await;
+    let c = csr(false, &["cert-test.com"]);
+    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
+    let uid = "0f0f0f0f-0000-4000-8000-00000000000e";
+    cr["metadata"]["uid"] = json!(uid);
+    let start = now_ms() - 120_000;
+    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/{start}/{}", start + 6000)});
+    w.api.put(cr);
+    let exports_before = w.calls(EXPORT).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Pending", "{}", w.ready().2);
+    let intent = annotation(&w, INTENT_ANNOTATION).expect("intent");
+    assert_eq!(intent.split('/').count(), 3, "progress recorded: {intent}");
+    // A new leader (empty memory) goes on from the recorded position.
+    let restarted = context(&w.api, config);
+    for _ in 0..3 {
+        if w.ready().1 == "Issued" {
+            break;
+        }
+        reconcile(w.cr(), restarted.clone()).await.expect("reconcile");
+    }
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    let exports = w.calls(EXPORT).await - exports_before;
+    // Each look-alike once, plus the new certificate, plus at most the few nearest candidates
+    // the first process exported outside its recorded position.
+    assert!(exports <= 40 + 1 + 5, "{exports} exports");
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+}
+
 /// Defect 3: a revoked look-alike whose export the PCA refuses failed the request.
 #[tokio::test]
 async fn revoked_candidate_does_not_fail_the_request() {
