@@ -262,6 +262,7 @@ async fn pca_calls(stack: &Stack) -> (u64, u64) {
 fn backoff_holds(stack: &Stack) -> Result<()> {
     stack.rt.block_on(async {
         let ns = "backoff";
+        stack.stop_all_replicas().await?;
         stack.start_replica("solo", &[]).await?;
         issuer_in(stack, ns).await?;
         stack.mock.lock().await.mock.stats.reset();
@@ -339,6 +340,7 @@ fn chaos(stack: &Stack) -> Result<()> {
     let scale = Scale::from_env();
     stack.rt.block_on(async {
         let ns = "chaos";
+        stack.stop_all_replicas().await?;
         let extra = vec![LEASE.to_owned()];
         stack.start_replica("replica-a", &extra).await?;
         stack.start_replica("replica-b", &extra).await?;
@@ -395,6 +397,7 @@ fn backlog(stack: &Stack) -> Result<()> {
     let scale = Scale::from_env();
     stack.rt.block_on(async {
         let ns = "backlog";
+        stack.stop_all_replicas().await?;
         let extra = vec![format!("--max-retry-duration={}", scale.backlog_retry_budget)];
         stack.start_replica("backlog", &extra).await?;
         issuer_in(stack, ns).await?;

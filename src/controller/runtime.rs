@@ -250,7 +250,13 @@ async fn run_controllers(
         let h = health.clone();
         move |r| h.watch_item("certificaterequests", r.is_ok())
     })
-    .predicate_filter(request_inputs, Default::default());
+    // Entries of deleted requests leave the de-duplication cache after 5 minutes (default:
+    // an hour), so churn does not hold memory; an entry dropped for a live request only costs
+    // one extra reconciliation.
+    .predicate_filter(
+        request_inputs,
+        kube::runtime::PredicateConfig::default().ttl(Duration::from_secs(300)),
+    );
     let by_ns = cr_reader.clone();
     let by_cluster = cr_reader.clone();
     let ns_changes = watcher(Api::<CCMIssuer>::all(client.clone()), watcher::Config::default())

@@ -271,6 +271,21 @@ impl Stack {
         process.wait().await
     }
 
+    /// Stops every replica (SIGKILL): a scenario starts from none, also after one that failed.
+    pub async fn stop_all_replicas(&self) -> Result<()> {
+        let names: Vec<String> = self
+            .replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for name in names {
+            self.stop_replica(&name, Signal::Kill).await?;
+        }
+        Ok(())
+    }
+
     /// The health port of a running replica.
     pub fn replica_port(&self, name: &str) -> Option<u16> {
         self.replicas
