@@ -6,6 +6,7 @@ CCM_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$CCM_ROOT"
 . scripts/env.sh
 demo_start=$(date +%s.%N)
+istio_tools_start
 phase "control plane tools (etcd, kube-apiserver, cert-manager) from Go modules"
 export CCM_E2E_TOOLS=$(e2e-tools/build.sh)
 phase_done
@@ -14,6 +15,9 @@ phase_done
 phase "ccm-issuer, ccm-mock-pca and the demo driver (cargo build)"
 cargo build --bin ccm-issuer --bin ccm-mock-pca -p ccm-issuer -p ccm-mock-pca
 cargo build -p ccm-e2e --bin ccm-demo
+phase_done
+phase "istiod from istio.io/istio (built in the background; cached after the first run)"
+istio_tools_wait || echo "istiod could not be built (log above): practice 1 runs without it" >&2
 phase_done
 phase "demo"
 "$CCM_ROOT/target/debug/ccm-demo" --bin-dir "$CCM_ROOT/target/debug" "$@"

@@ -12,3 +12,19 @@ elapsed_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b 
 # Prints a phase header and remembers its start.
 phase() { PHASE_NAME="$1"; PHASE_START=$(date +%s.%N); echo; echo "=== $1"; }
 phase_done() { printf '=== %s: done in %ss\n' "$PHASE_NAME" "$(elapsed_since "$PHASE_START")"; }
+# istiod (e2e-tools/build.sh istio: its own cache key and lock) builds in the background while
+# the other steps run; istio_tools_wait waits for it and exports CCM_E2E_ISTIO.
+istio_tools_start() {
+  ISTIO_TOOLS_OUT=$(mktemp)
+  ISTIO_TOOLS_LOG=$(mktemp)
+  "$CCM_ROOT/e2e-tools/build.sh" istio >"$ISTIO_TOOLS_OUT" 2>"$ISTIO_TOOLS_LOG" &
+  ISTIO_TOOLS_PID=$!
+}
+istio_tools_wait() {
+  local rc=0
+  wait "$ISTIO_TOOLS_PID" || rc=$?
+  cat "$ISTIO_TOOLS_LOG" >&2
+  [ "$rc" = 0 ] && CCM_E2E_ISTIO=$(tail -n 1 "$ISTIO_TOOLS_OUT") && export CCM_E2E_ISTIO
+  rm -f "$ISTIO_TOOLS_OUT" "$ISTIO_TOOLS_LOG"
+  return "$rc"
+}

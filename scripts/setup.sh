@@ -18,6 +18,9 @@ fi
 echo "cargo $(cargo --version | cut -d' ' -f2), $(go version | cut -d' ' -f3), $(python3 --version)"
 phase_done
 
+istio_tools_start
+echo "istiod: building in the background (e2e-tools/build.sh istio)"
+
 phase "control plane from Go modules (etcd, kube-apiserver, cert-manager runner, helm)"
 CCM_E2E_TOOLS=$(e2e-tools/build.sh)
 echo "tools: $CCM_E2E_TOOLS"
@@ -36,4 +39,9 @@ phase_done
 phase "Rust crates and builds (debug for tests)"
 cargo fetch --locked
 cargo build --locked --workspace --all-targets
+phase_done
+
+phase "istiod from istio.io/istio (started in the background before the control plane)"
+istio_tools_wait
+echo "istio tools: $CCM_E2E_ISTIO"
 phase_done
