@@ -609,7 +609,9 @@ fn cacerts_after_start(stack: &Stack) -> Result<()> {
             istiod.wait_for_log(LOG_SELF_SIGNED_CA, Duration::from_secs(10)).await?;
             let self_root_pem = published_root(stack, workloads, None).await?;
             let self_root = parse_pem(&self_root_pem)?.remove(0);
-            eprintln!("[e2e-istio] without cacerts istiod uses its self-signed root: {}", self_root.subject);
+            let kept = secret_text(&stack.client().await?, ns, "istio-ca-secret", "ca-cert.pem").await?;
+            ensure!(parse_pem(&kept)? == [self_root.clone()], "the self-signed root is the one istiod keeps in {ns}/istio-ca-secret");
+            eprintln!("[e2e-istio] without cacerts istiod uses its self-signed root (kept in {ns}/istio-ca-secret): {}", self_root.subject);
             let before = workload_certificate(stack, istiod, workloads, "late", &self_root_pem).await?;
             ensure!(parse_pem(before.chain.last().context("empty chain")?)? == [self_root.clone()], "signed by the self-signed root");
 
