@@ -8,6 +8,7 @@ CCM_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$CCM_ROOT"
 . scripts/env.sh
 demo_start=$(date +%s.%N)
+istio_tools_start
 phase "control plane tools (etcd, kube-apiserver, cert-manager) from Go modules"
 export CCM_E2E_TOOLS=$(e2e-tools/build.sh)
 phase_done
@@ -24,6 +25,9 @@ if [[ " $* " == *" --chart "* ]]; then
   scripts/image.sh >/dev/null
   phase_done
 fi
+phase "istiod from istio.io/istio (built in the background; cached after the first run)"
+istio_tools_wait || echo "istiod could not be built (log above): practice 1 runs without it" >&2
+phase_done
 phase "demo"
 "$CCM_ROOT/target/debug/ccm-demo" --bin-dir "$CCM_ROOT/target/debug" "$@"
 phase_done

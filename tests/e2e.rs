@@ -20,7 +20,7 @@ use ccm_issuer::{
 };
 use ccm_mock_pca::faults::FaultPlan;
 use kube::{Api, ResourceExt, api::DeleteParams};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_parser::prelude::FromDer;
@@ -161,14 +161,6 @@ fn seed_mesh_ca(stack: &Stack) -> Result<()> {
     })
 }
 
-fn certs_of(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
-    Ok(CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>()?)
-}
-
-fn key_of(pem: &str) -> Result<PrivateKeyDer<'static>> {
-    Ok(PrivateKeyDer::from_pem_slice(pem.as_bytes())?)
-}
-
 /// A TLS handshake (mutual when `client` is given) over loopback; both sides must succeed.
 async fn mtls(
     server_chain: &str,
@@ -191,33 +183,10 @@ async fn mtls(
         Some((chain, key)) => builder.with_client_auth_cert(certs_of(chain)?, key_of(key)?)?,
         None => builder.with_no_client_auth(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
-    let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await?;
-        let mut tls = acceptor.accept(tcp).await?;
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await?;
-        tls.write_all(b"pong").await?;
-        tls.shutdown().await?;
-        anyhow::Ok(())
-    });
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let client_side = async {
-        let mut tls = connector.connect(ServerName::try_from(name.to_owned())?, tcp).await?;
-        tls.write_all(b"ping").await?;
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await?;
-        ensure!(&buf == b"pong", "unexpected reply");
-        anyhow::Ok(())
-    };
-    let client_result = tokio::time::timeout(Duration::from_secs(10), client_side).await;
-    let server_result = tokio::time::timeout(Duration::from_secs(10), server).await;
-    client_result.context("client timed out")??;
-    server_result.context("server timed out")???;
-    Ok(())
+    tls_ping_pong(server_cfg, client_cfg, ServerName::try_from(name.to_owned())?, |_| {
+        Ok(())
+    })
+    .await
 }
 
 // --- Scenario 2: the talk's second practice, signed by the PCA ----------------------------

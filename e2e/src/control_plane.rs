@@ -196,7 +196,7 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 }
 
 /// Picks `n` distinct free TCP ports on 127.0.0.1 (all listeners are held until all are chosen).
-fn free_ports(n: usize) -> Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .collect::<std::io::Result<Vec<_>>>()

@@ -26,6 +26,7 @@ use kube::{
     api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
 };
 use libtest_mimic::{Arguments, Failed, Trial};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
@@ -55,6 +56,8 @@ pub struct StackOptions {
     pub csr_cn_rule: ccm_mock_pca::ca::CnRule,
     /// Run a real node too (the mock then also serves the pods, at the node's address).
     pub node: Option<NodeOptions>,
+    /// More CRD files to install (e.g. Istio's).
+    pub extra_crd_files: Vec<PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -66,6 +69,7 @@ impl Default for StackOptions {
             controller_args: Vec::new(),
             csr_cn_rule: ccm_mock_pca::ca::CnRule::Strict,
             node: None,
+            extra_crd_files: Vec::new(),
         }
     }
 }
@@ -126,7 +130,7 @@ impl Stack {
         let cp = rt.block_on(ControlPlane::start(ControlPlaneOptions {
             tokens: options.tokens,
             cert_manager: Some(options.cert_manager),
-            extra_crd_files: crd_files(),
+            extra_crd_files: crd_files().into_iter().chain(options.extra_crd_files).collect(),
             node: options.node,
             ..ControlPlaneOptions::default()
         }))?;
@@ -601,4 +605,54 @@ pub fn write_files(stack: &Stack, dir: &str, files: &[(&str, &str)]) -> Result<P
 /// Path helper.
 pub fn p(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
+}
+
+/// Every certificate of a PEM bundle, in order.
+pub fn certs_of(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    Ok(CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The private key of a PEM file.
+pub fn key_of(pem: &str) -> Result<PrivateKeyDer<'static>> {
+    Ok(PrivateKeyDer::from_pem_slice(pem.as_bytes())?)
+}
+
+/// One TLS exchange over loopback ("ping", "pong") between the two configurations; both sides
+/// must succeed within 10 s. `check_server_side` looks at the server's connection after the
+/// handshake (e.g. at the client's certificate).
+pub async fn tls_ping_pong(
+    server: rustls::ServerConfig,
+    client: rustls::ClientConfig,
+    name: ServerName<'static>,
+    check_server_side: impl FnOnce(&rustls::ServerConnection) -> Result<()> + Send + 'static,
+) -> Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let server_task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        let mut tls = acceptor.accept(tcp).await?;
+        check_server_side(tls.get_ref().1)?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await?;
+        tls.write_all(b"pong").await?;
+        tls.shutdown().await?;
+        anyhow::Ok(())
+    });
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let client_side = async {
+        let mut tls = connector.connect(name, tcp).await?;
+        tls.write_all(b"ping").await?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await?;
+        anyhow::ensure!(&buf == b"pong", "unexpected reply");
+        anyhow::Ok(())
+    };
+    let client_result = tokio::time::timeout(Duration::from_secs(10), client_side).await;
+    let server_result = tokio::time::timeout(Duration::from_secs(10), server_task).await;
+    client_result.context("client timed out")??;
+    server_result.context("server timed out")???;
+    Ok(())
 }

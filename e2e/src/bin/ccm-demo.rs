@@ -1,7 +1,9 @@
 //! The local demo (`make demo`): a real etcd + kube-apiserver + cert-manager on loopback, the
 //! mock PCA over HTTPS and the ccm-issuer controller; applies the talk's two practices from
-//! `examples/`, waits for the certificates, shows the issued chains and checks the ingress
-//! certificate with `curl --cacert`. Everything is torn down at the end, on Ctrl-C or on error.
+//! `examples/`, waits for the certificates, shows the issued chains, runs the real istiod on
+//! `cacerts` (when `$CCM_E2E_ISTIO` names an istiod build, as `make demo` does) and shows the
+//! workload certificate chain it signs, and checks the ingress certificate with
+//! `curl --cacert`. Everything is torn down at the end, on Ctrl-C or on error.
 //!
 //! `ccm-demo [--bin-dir DIR] [--keep] [--chart]` — `--keep` leaves the cluster up until Ctrl-C
 //! and prints a kubeconfig for `kubectl`; `--chart` runs the controller as users do: the image
@@ -16,8 +18,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use ccm_e2e::{ControlPlane, ControlPlaneOptions, NodeOptions};
-use k8s_openapi::api::core::v1::Secret;
+use ccm_e2e::{
+    ControlPlane, ControlPlaneOptions, ISTIO_TOOLS_ENV, IstioTools, Istiod, IstiodOptions, NodeOptions, SecretVolume,
+    istiod::{ISTIO_CA_AUDIENCE, ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY, service_account_token},
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Api,
     api::{ApiResource, DynamicObject, GroupVersionKind},
@@ -146,12 +151,18 @@ async fn demo(clock: &Clock, options: &Options, showing: &std::sync::atomic::Ato
             );
         }
     }
+    let istio = match std::env::var_os(ISTIO_TOOLS_ENV) {
+        Some(dir) if !dir.is_empty() => Some(IstioTools::from_dir(Path::new(&dir))?),
+        _ => None,
+    };
+    let mut extra_crd_files = vec![
+        root.join("crds/ccm-issuer.ccm.com_ccmissuers.yaml"),
+        root.join("crds/ccm-issuer.ccm.com_ccmclusterissuers.yaml"),
+    ];
+    extra_crd_files.extend(istio.as_ref().map(IstioTools::crd_file));
     let t = Instant::now();
     let cp = ControlPlane::start(ControlPlaneOptions {
-        extra_crd_files: vec![
-            root.join("crds/ccm-issuer.ccm.com_ccmissuers.yaml"),
-            root.join("crds/ccm-issuer.ccm.com_ccmclusterissuers.yaml"),
-        ],
+        extra_crd_files,
         node: options.chart.then(|| NodeOptions {
             image_archives: vec![image_archive.clone()],
         }),
@@ -159,16 +170,17 @@ async fn demo(clock: &Clock, options: &Options, showing: &std::sync::atomic::Ato
     })
     .await?;
     clock.say(format!(
-        "control plane up in {:.1}s: etcd, kube-apiserver {}, cert-manager controllers, our CRDs{}",
+        "control plane up in {:.1}s: etcd, kube-apiserver {}, cert-manager controllers, our CRDs{}{}",
         t.elapsed().as_secs_f64(),
         cp.tools().k8s_version().unwrap_or("?"),
+        if istio.is_some() { ", Istio's CRDs" } else { "" },
         if options.chart {
             ", and a node: kubelet, containerd + runc, kube-scheduler, kube-controller-manager"
         } else {
             ""
         }
     ));
-    let result = run_demo(clock, &cp, options, showing).await;
+    let result = run_demo(clock, &cp, options, istio.as_ref(), showing).await;
     if result.is_err() {
         cp.dump_logs();
     }
@@ -181,6 +193,7 @@ async fn run_demo(
     clock: &Clock,
     cp: &ControlPlane,
     options: &Options,
+    istio: Option<&IstioTools>,
     showing: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
     let work = cp.workdir();
@@ -217,7 +230,7 @@ async fn run_demo(
     } else {
         start_controller(clock, cp, &options.bin_dir, &mock_url, &mock_ca).await?;
     }
-    issue_and_show(clock, cp, options.keep, showing).await
+    issue_and_show(clock, cp, options.keep, istio, showing).await
 }
 
 /// The controller as a local process with the admin kubeconfig.
@@ -320,6 +333,7 @@ async fn issue_and_show(
     clock: &Clock,
     cp: &ControlPlane,
     keep: bool,
+    istio: Option<&IstioTools>,
     showing: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
     let root = workspace_root();
@@ -353,24 +367,35 @@ async fn issue_and_show(
         ));
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "istio-system");
-    for (secret, title) in [
-        (
-            "cacerts",
-            "Practice 1 — istiod's plug-in CA, Secret istio-system/cacerts",
-        ),
-        (
-            "ingress-server-crt",
-            "Practice 2 — ingress gateway, Secret istio-system/ingress-server-crt",
-        ),
-    ] {
+    let show_secret = async |secret: &str, title: &str| -> Result<()> {
         println!("\n{title}:");
         let s = secrets.get(secret).await?;
         for key in ["tls.crt", "ca.crt"] {
-            let pem = data(&s, key)?;
-            show_chain(work, key, &pem)?;
+            show_chain(work, key, &data(&s, key)?)?;
         }
-    }
-    println!();
+        println!();
+        Ok(())
+    };
+    show_secret(
+        "cacerts",
+        "Practice 1 — istiod's plug-in CA, Secret istio-system/cacerts",
+    )
+    .await?;
+    // Kept running (for --keep) until the demo ends; the control plane's teardown stops it.
+    let _istiod = match istio {
+        Some(istio) => Some(practice1_with_istiod(clock, cp, istio).await?),
+        None => {
+            println!(
+                "(istiod not built: {ISTIO_TOOLS_ENV} is unset; `make demo` builds it with e2e-tools/build.sh istio)"
+            );
+            None
+        }
+    };
+    show_secret(
+        "ingress-server-crt",
+        "Practice 2 — ingress gateway, Secret istio-system/ingress-server-crt",
+    )
+    .await?;
     let s = secrets.get("ingress-server-crt").await?;
     let (crt, key, ca) = (data(&s, "tls.crt")?, data(&s, "tls.key")?, data(&s, "ca.crt")?);
     let ca_file = work.join("ingress-ca.crt");
@@ -409,6 +434,95 @@ async fn issue_and_show(
     Ok(())
 }
 
+/// Practice 1 with the real istiod: `cacerts` projected into its CA directory as a Secret
+/// volume, istiod out of cluster, and a workload certificate requested as a sidecar does.
+async fn practice1_with_istiod(clock: &Clock, cp: &ControlPlane, istio: &IstioTools) -> Result<(SecretVolume, Istiod)> {
+    let client = cp.client().await?;
+    let volume = SecretVolume::start(client.clone(), "istio-system", "cacerts", &cp.workdir().join("cacerts")).await?;
+    volume.wait_for_write_after(0, Duration::from_secs(30)).await?;
+    let t = Instant::now();
+    let istiod = Istiod::start(
+        cp,
+        istio,
+        IstiodOptions {
+            name: "istiod".to_owned(),
+            namespace: "istio-system".to_owned(),
+            ca_dir: volume.dir().to_owned(),
+        },
+    )
+    .await?;
+    clock.say(format!(
+        "istiod {} (istio.io/istio {}) ready in {:.1}s, cacerts mounted at {}",
+        istio.istio_version().unwrap_or("?"),
+        istio.module_version().unwrap_or("?"),
+        t.elapsed().as_secs_f64(),
+        volume.dir().display()
+    ));
+    let line = istiod
+        .wait_for_log("Use local CA certificate", Duration::from_secs(10))
+        .await?;
+    clock.say(format!("istiod: {}", line.split('\t').next_back().unwrap_or(&line)));
+
+    let ns = "demo-workloads";
+    cp.create_namespace(ns).await?;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let root_pem = loop {
+        if let Some(pem) = configmaps
+            .get_opt(ROOT_CERT_CONFIGMAP)
+            .await?
+            .and_then(|cm| cm.data)
+            .and_then(|mut d| d.remove(ROOT_CERT_KEY))
+        {
+            break pem;
+        }
+        if Instant::now() > deadline {
+            bail!("istiod published no {ROOT_CERT_CONFIGMAP} in {ns} within 60s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    clock.say(format!("istiod published {ns}/{ROOT_CERT_CONFIGMAP}:"));
+    show_chain(cp.workdir(), ROOT_CERT_KEY, &root_pem)?;
+    let token = service_account_token(&client, ns, "productpage", ISTIO_CA_AUDIENCE).await?;
+    let workload = istiod
+        .request_workload_certificate(&root_pem, &token, ns, "productpage")
+        .await?;
+    clock.say(format!(
+        "workload certificate for spiffe://cluster.local/ns/{ns}/sa/productpage from istiod's CA (gRPC CreateCertificate, service-account token):"
+    ));
+    show_chain(cp.workdir(), "chain", &workload.chain.concat())?;
+    let dir = cp.workdir().join("workload");
+    std::fs::create_dir_all(&dir)?;
+    let (leaf, rest) = workload.chain.split_first().context("istiod returned an empty chain")?;
+    std::fs::write(dir.join("leaf.pem"), leaf)?;
+    std::fs::write(dir.join("istiod-chain.pem"), rest.concat())?;
+    std::fs::write(dir.join("pca-root.pem"), &root_pem)?;
+    let verify = Command::new("openssl")
+        .args([
+            "verify",
+            "-no-CApath",
+            "-no-CAstore",
+            "-CAfile",
+            "pca-root.pem",
+            "-untrusted",
+            "istiod-chain.pem",
+            "leaf.pem",
+        ])
+        .current_dir(&dir)
+        .output()?;
+    let text = String::from_utf8_lossy(&verify.stdout).trim().to_owned();
+    if !verify.status.success() {
+        bail!(
+            "openssl verify of the workload chain failed: {text} {}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+    clock.say(format!(
+        "$ openssl verify -CAfile pca-root.pem -untrusted istiod-chain.pem leaf.pem → {text}"
+    ));
+    Ok((volume, istiod))
+}
+
 fn data(secret: &Secret, key: &str) -> Result<String> {
     let bytes = secret
         .data
@@ -434,7 +548,7 @@ fn show_chain(work: &Path, name: &str, pem: &str) -> Result<()> {
                 "-issuer",
                 "-dates",
                 "-ext",
-                "basicConstraints",
+                "basicConstraints,subjectAltName",
                 "-in",
             ])
             .arg(&file)
@@ -455,7 +569,19 @@ fn show_chain(work: &Path, name: &str, pem: &str) -> Result<()> {
             .find_map(|l| l.split("pathlen:").nth(1))
             .map(|p| format!(" pathlen:{}", p.trim()))
             .unwrap_or_default();
-        println!("  {name}[{i}] subject: {}", field("subject="));
+        let san = text
+            .lines()
+            .skip_while(|l| !l.contains("Subject Alternative Name"))
+            .nth(1)
+            .map(str::trim);
+        let subject = field("subject=");
+        println!(
+            "  {name}[{i}] subject: {}",
+            if subject.is_empty() { "(empty)" } else { &subject }
+        );
+        if let Some(san) = san {
+            println!("  {:>width$}  SAN:     {san}", "", width = name.len() + 3);
+        }
         println!(
             "  {:>width$}  issuer:  {}",
             "",
