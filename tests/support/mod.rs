@@ -299,6 +299,17 @@ impl Stack {
             .map(|(_, port)| *port)
     }
 
+    /// Whether the leader lease was renewed (or taken) after `t`.
+    pub async fn lease_renewed_after(&self, t: jiff::Timestamp) -> Result<bool> {
+        let leases: Api<Lease> = Api::namespaced(self.client().await?, CLUSTER_RESOURCE_NAMESPACE);
+        Ok(leases
+            .get_opt("ccm-issuer-leader")
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.renew_time)
+            .is_some_and(|r| r.0 > t))
+    }
+
     /// The identity holding the leader lease, if any.
     pub async fn leader(&self) -> Result<Option<String>> {
         let leases: Api<Lease> = Api::namespaced(self.client().await?, CLUSTER_RESOURCE_NAMESPACE);
