@@ -22,7 +22,6 @@ use ccm_mock_pca::faults::FaultPlan;
 use kube::{Api, ResourceExt, api::DeleteParams};
 use rustls::pki_types::ServerName;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_parser::prelude::FromDer;
 
 fn main() -> std::process::ExitCode {
@@ -191,37 +190,6 @@ async fn mtls(
 
 // --- Scenario 2: the talk's second practice, signed by the PCA ----------------------------
 
-/// Serves HTTPS with the Secret's certificate until the returned sender is dropped.
-async fn https_server(chain: &str, key: &str) -> Result<(u16, tokio::sync::oneshot::Sender<()>)> {
-    let cfg = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs_of(chain)?, key_of(key)?)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = &mut stopped => return,
-                Ok((tcp, _)) = listener.accept() => {
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        if let Ok(mut tls) = acceptor.accept(tcp).await {
-                            let mut buf = [0u8; 1024];
-                            let _ = tls.read(&mut buf).await;
-                            let body = "hello from the ingress gateway\n";
-                            let _ = tls.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes()).await;
-                            let _ = tls.shutdown().await;
-                        }
-                    });
-                }
-            }
-        }
-    });
-    Ok((port, stop))
-}
-
 fn seed_ingress(stack: &Stack) -> Result<()> {
     stack.rt.block_on(async {
         let ns = "istio-system";
@@ -238,7 +206,7 @@ fn seed_ingress(stack: &Stack) -> Result<()> {
         let key = secret_text(&client, ns, "ingress-server-crt", "tls.key").await?;
         let ca = secret_text(&client, ns, "ingress-server-crt", "ca.crt").await?;
         let dir = write_files(stack, "ingress", &[("ca.crt", &ca)])?;
-        let (port, _stop) = https_server(&crt, &key).await?;
+        let (port, server) = ccm_e2e::https_server(&crt, &key, "hello from the ingress gateway\n").await?;
         let curl = |host: &'static str| {
             let cacert = p(&dir, "ca.crt");
             tokio::task::spawn_blocking(move || {
@@ -270,6 +238,7 @@ fn seed_ingress(stack: &Stack) -> Result<()> {
             err.contains("other-host.com") || err.contains("subject"),
             "curl said: {err}"
         );
+        server.abort();
         Ok(())
     })
 }

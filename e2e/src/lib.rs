@@ -41,6 +41,7 @@ pub mod process;
 pub mod sandbox;
 pub mod secret_volume;
 mod tools;
+pub mod waiting;
 mod yaml;
 
 pub use control_plane::{
@@ -52,4 +53,5 @@ pub use node::NodeOptions;
 pub use process::{ManagedProcess, Signal};
 pub use secret_volume::SecretVolume;
 pub use tools::{ISTIO_TOOLS_ENV, IstioTools, TOOLS_ENV, Tools, build_script_path};
+pub use waiting::{certificate_ready, certificates, condition, eventually, https_server};
 pub use yaml::documents as yaml_documents;

@@ -12,9 +12,12 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
+// Shared with the demo; not every test binary uses each.
 use ccm_e2e::{
     CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, NodeOptions, Signal, StaticToken,
 };
+#[allow(unused_imports)]
+pub use ccm_e2e::{certificates, condition, eventually};
 use ccm_issuer::{cert_manager::CertificateRequest, crd::CCMIssuer};
 use ccm_mock_pca::{
     ca::KeyAlgorithm,
@@ -23,7 +26,7 @@ use ccm_mock_pca::{
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::Secret};
 use kube::{
     Api, Client, ResourceExt,
-    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
+    api::{DynamicObject, ListParams},
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
@@ -455,27 +458,6 @@ pub fn main_with(options: StackOptions, trials: Vec<Scenario>) -> ExitCode {
     }
 }
 
-/// Polls `check` until it yields a value, or fails after `timeout` with `what`.
-pub async fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Result<Option<T>>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    let mut last;
-    loop {
-        match check().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => last = "not yet".into(),
-            Err(e) => last = format!("{e:#}"),
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what} (last: {last})");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// Waits for a CCMIssuer's Ready reason; returns (status, message).
 pub async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason: &str) -> Result<(String, String)> {
     let api: Api<CCMIssuer> = Api::namespaced(stack.client().await?, namespace);
@@ -494,36 +476,9 @@ pub async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason
     .await
 }
 
-/// The cert-manager Certificate API.
-pub fn certificates(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"));
-    Api::namespaced_with(client.clone(), namespace, &ar)
-}
-
-/// A condition of a dynamic object: `(status, reason, message)`.
-pub fn condition(obj: &DynamicObject, type_: &str) -> Option<(String, String, String)> {
-    obj.data["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-            (s("status"), s("reason"), s("message"))
-        })
-}
-
-/// Waits for a Certificate to be Ready=True.
+/// Waits for a Certificate to be Ready=True (90 s).
 pub async fn certificate_ready(client: &Client, namespace: &str, name: &str) -> Result<DynamicObject> {
-    let api = certificates(client, namespace);
-    eventually(
-        &format!("Certificate {namespace}/{name} Ready"),
-        Duration::from_secs(90),
-        async || {
-            let cert = api.get(name).await?;
-            Ok(condition(&cert, "Ready").filter(|c| c.0 == "True").map(|_| cert))
-        },
-    )
-    .await
+    ccm_e2e::certificate_ready(client, namespace, name, Duration::from_secs(90)).await
 }
 
 /// A Secret's data as text.

@@ -13,7 +13,6 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -23,12 +22,8 @@ use ccm_e2e::{
     istiod::{ISTIO_CA_AUDIENCE, ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY, service_account_token},
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::{
-    Api,
-    api::{ApiResource, DynamicObject, GroupVersionKind},
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kube::Api;
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 
 const URN: &str = "4bd1b320-e162-419f-8add-dfcc046197c7";
 const AK: &str = "DEMOACCESSKEY0000001";
@@ -360,7 +355,7 @@ async fn issue_and_show(
     let client = cp.client().await?;
     for name in ["mesh-ca", "ingress-server-crt"] {
         let t = Instant::now();
-        wait_ready(&client, "istio-system", name).await?;
+        ccm_e2e::certificate_ready(&client, "istio-system", name, Duration::from_secs(120)).await?;
         clock.say(format!(
             "Certificate istio-system/{name} is Ready ({:.1}s)",
             t.elapsed().as_secs_f64()
@@ -400,7 +395,12 @@ async fn issue_and_show(
     let (crt, key, ca) = (data(&s, "tls.crt")?, data(&s, "tls.key")?, data(&s, "ca.crt")?);
     let ca_file = work.join("ingress-ca.crt");
     std::fs::write(&ca_file, &ca)?;
-    let (port, _server) = https_server(&crt, &key).await?;
+    let (port, _server) = ccm_e2e::https_server(
+        &crt,
+        &key,
+        "hello from the demo ingress gateway (TLS terminated with the PCA-signed certificate)\n",
+    )
+    .await?;
     let cmd = format!(
         "curl --cacert {} --resolve cert-test.com:{port}:127.0.0.1 https://cert-test.com:{port}/",
         ca_file.display()
@@ -615,52 +615,4 @@ async fn reqwest_get_ok(url: &str) -> bool {
         Ok(c) => c.get(url).send().await.is_ok_and(|r| r.status().is_success()),
         Err(_) => false,
     }
-}
-
-async fn wait_ready(client: &kube::Client, ns: &str, name: &str) -> Result<()> {
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"));
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(c) = api.get(name).await
-            && c.data["status"]["conditions"]
-                .as_array()
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    bail!("Certificate {ns}/{name} not Ready after 120s")
-}
-
-/// A tiny HTTPS server standing in for the ingress gateway.
-async fn https_server(chain: &str, key: &str) -> Result<(u16, tokio::task::JoinHandle<()>)> {
-    let certs = CertificateDer::pem_slice_iter(chain.as_bytes()).collect::<Result<Vec<_>, _>>()?;
-    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())?;
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let task = tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    let mut buf = [0u8; 2048];
-                    let _ = tls.read(&mut buf).await;
-                    let body = "hello from the demo ingress gateway (TLS terminated with the PCA-signed certificate)\n";
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(response.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    Ok((port, task))
 }
