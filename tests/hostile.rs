@@ -87,15 +87,30 @@ fn hostile_csrs(stack: &Stack) -> Result<()> {
         setup(stack).await?;
         let client = stack.client().await?;
         let issues_before = calls(stack, "CreateCertificateByCsr").await;
+        let mut refused_by_apiserver = Vec::new();
         for case in &cases {
             let request = base64::engine::general_purpose::STANDARD.encode(&case.request);
             let cr = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
                 "metadata": {"name": format!("csr-{}", case.name), "namespace": NS},
                 "spec": {"request": request, "isCA": false, "usages": ["digital signature", "key encipherment"],
                          "issuerRef": {"group": "ccm-issuer.ccm.com", "kind": "CCMIssuer", "name": "pca"}}});
-            stack.apply_in(NS, &serde_json::to_string(&cr)?).await?;
+            // Some inputs never get past the apiserver's own schema (e.g. an empty request).
+            if let Err(e) = stack.apply_in(NS, &serde_json::to_string(&cr)?).await {
+                let message = format!("{e:#}");
+                ensure!(
+                    message.contains("spec.request"),
+                    "{}: refused for another reason: {message}",
+                    case.name
+                );
+                eprintln!("[hostile] {:<28} refused by the apiserver: spec.request", case.name);
+                refused_by_apiserver.push(case.name);
+            }
         }
-        for case in &cases {
+        ensure!(
+            refused_by_apiserver.len() <= 2,
+            "the apiserver refused {refused_by_apiserver:?}"
+        );
+        for case in cases.iter().filter(|c| !refused_by_apiserver.contains(&c.name)) {
             let name = format!("csr-{}", case.name);
             let message = ends(&client, &name, "Failed", Duration::from_secs(60)).await?;
             ensure!(

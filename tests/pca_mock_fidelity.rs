@@ -206,7 +206,7 @@ async fn issue(c: &PcaClient) -> Result<String, PcaError> {
 }
 
 fn hostile(mode: HostileMode) -> FaultPlan {
-    // Bodies beyond the client's 4 MiB limit, and a 100,000-character id.
+    // Bodies beyond the client's 1 MiB limit, and a 100,000-character id.
     let bytes = match mode {
         HostileMode::HugeBody => Some(5 << 20),
         _ => None,

@@ -19,8 +19,9 @@ use super::{
     types::*,
 };
 
-/// Responses larger than this are refused (real ones are a few KiB).
-const MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// Responses larger than this are refused: real ones are a few KiB (a 100-entry list page
+/// about 100 KiB), and a hostile body must not cost more memory per request than this.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// Longest account id accepted from IAM or STS (real ones are 32 hex characters).
 const MAX_DOMAIN_ID: usize = 64;
 const USER_AGENT: &str = concat!("ccm-issuer/", env!("CARGO_PKG_VERSION"));
