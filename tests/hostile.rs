@@ -169,11 +169,18 @@ fn answer_cases() -> Vec<AnswerCase> {
             names: &["chain"],
         },
         AnswerCase {
+            name: "export-100-certificates",
+            hostile: json!({"mode": "huge_chain", "count": 100, "operations": ["ExportCertificate"]}),
+            is_ca: false,
+            outcome: "Failed",
+            names: &["more than"],
+        },
+        AnswerCase {
             name: "export-10000-certificates",
             hostile: export("huge_chain"),
             is_ca: false,
             outcome: "Failed",
-            names: &["more than"],
+            names: &["larger than"],
         },
         AnswerCase {
             name: "export-not-utf8",
@@ -222,7 +229,7 @@ fn answer_cases() -> Vec<AnswerCase> {
             hostile: export_ca("huge_chain"),
             is_ca: true,
             outcome: "Failed",
-            names: &["more than"],
+            names: &["larger than"],
         },
         AnswerCase {
             name: "ca-export-chain-loop",
