@@ -173,7 +173,7 @@ fn answer_cases() -> Vec<AnswerCase> {
             hostile: json!({"mode": "huge_chain", "count": 100, "operations": ["ExportCertificate"]}),
             is_ca: false,
             outcome: "Failed",
-            names: &["more than"],
+            names: &["too many"],
         },
         AnswerCase {
             name: "export-10000-certificates",
