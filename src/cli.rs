@@ -490,11 +490,7 @@ async fn describe_ca(target: &PcaTarget) -> anyhow::Result<ExitCode> {
     let domain = client.domain_id().await.map_err(|e| hint(e, target))?.to_owned();
     let ca = client.show_ca(&target.urn).await.map_err(|e| hint(e, target))?;
     let now = jiff::Timestamp::now().as_millisecond();
-    let ms = |v: Option<i64>| {
-        v.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-            .map(crate::controller::rfc3339)
-            .unwrap_or_else(|| "-".into())
-    };
+    let ms = |v: Option<i64>| v.map_or_else(|| "-".into(), crate::controller::rfc3339_ms);
     let text = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("endpoint:       {}", client.endpoint());
     println!("IAM endpoint:   {}", client.iam_endpoint());

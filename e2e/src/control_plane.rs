@@ -295,6 +295,7 @@ impl ControlPlane {
         }
     }
 
+    /// Starts each component in order, each waiting until the previous one answers.
     async fn bring_up(
         &mut self,
         opts: &ControlPlaneOptions,
@@ -303,15 +304,33 @@ impl ControlPlane {
         node_plan: Option<&NodePlan>,
     ) -> Result<()> {
         let http = self.http_client()?;
-        let wd = self.workdir.clone();
+        self.start_etcd(&http, etcd_peer_port).await?;
+        let client = self.start_apiserver(&http, opts, pki, node_plan).await?;
+        self.install_crd_set(&client, opts).await?;
+        if let Some(cm) = &opts.cert_manager {
+            self.start_cert_manager(cm).await?;
+        }
+        if let (Some(plan), Some(node)) = (node_plan, &opts.node) {
+            let node_pki = NodePki {
+                ca_cert: &pki.ca_cert,
+                sa_key: &pki.sa_key,
+            };
+            self.node = Some(Node::start(self, plan, &node_pki, node).await?);
+        }
+        Ok(())
+    }
 
-        // --- etcd ---
+    fn etcd_client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.etcd_port)
+    }
+
+    async fn start_etcd(&mut self, http: &reqwest::Client, peer_port: u16) -> Result<()> {
         let t = Instant::now();
-        let client_url = format!("http://127.0.0.1:{}", self.etcd_port);
-        let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
+        let client_url = self.etcd_client_url();
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
         let mut cmd = Command::new(self.tools.etcd());
         cmd.arg("--name=e2e")
-            .arg(format!("--data-dir={}", wd.join("etcd").display()))
+            .arg(format!("--data-dir={}", self.workdir.join("etcd").display()))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
@@ -332,9 +351,11 @@ impl ControlPlane {
             t.elapsed().as_secs_f64(),
             etcd.pid()
         ));
+        Ok(())
+    }
 
-        // --- kube-apiserver ---
-        let t = Instant::now();
+    /// The static token file: the admin, the test's own identities and the node's.
+    fn write_token_file(&self, opts: &ControlPlaneOptions, node_plan: Option<&NodePlan>) -> Result<PathBuf> {
         let mut tokens = format!("{},admin,admin,\"system:masters\"\n", self.admin_token);
         for tok in &opts.tokens {
             let _ = writeln!(
@@ -349,10 +370,23 @@ impl ControlPlane {
         if let Some(plan) = node_plan {
             tokens.push_str(&plan.token_line());
         }
-        let token_file = wd.join("tokens.csv");
+        let token_file = self.workdir.join("tokens.csv");
         std::fs::write(&token_file, tokens).context("writing tokens.csv")?;
+        Ok(token_file)
+    }
+
+    /// Starts kube-apiserver and returns an admin client once it serves the default namespace.
+    async fn start_apiserver(
+        &mut self,
+        http: &reqwest::Client,
+        opts: &ControlPlaneOptions,
+        pki: &crate::pki::Pki,
+        node_plan: Option<&NodePlan>,
+    ) -> Result<Client> {
+        let t = Instant::now();
+        let token_file = self.write_token_file(opts, node_plan)?;
         let mut cmd = Command::new(self.tools.kube_apiserver());
-        cmd.arg(format!("--etcd-servers={client_url}"));
+        cmd.arg(format!("--etcd-servers={}", self.etcd_client_url()));
         match node_plan {
             Some(_) => cmd.args(NodePlan::apiserver_args()),
             None => cmd
@@ -363,7 +397,7 @@ impl ControlPlane {
         };
         cmd.arg("--advertise-address=127.0.0.1")
             .arg(format!("--secure-port={}", self.api_port))
-            .arg(format!("--cert-dir={}", wd.join("apiserver-certs").display()))
+            .arg(format!("--cert-dir={}", self.workdir.join("apiserver-certs").display()))
             .arg(format!("--tls-cert-file={}", pki.serving_cert.display()))
             .arg(format!("--tls-private-key-file={}", pki.serving_key.display()))
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
@@ -393,47 +427,41 @@ impl ControlPlane {
             apiserver.pid(),
             self.api_url()
         ));
+        Ok(client)
+    }
 
-        // --- CRDs ---
+    /// cert-manager's CRDs plus the test's own.
+    async fn install_crd_set(&self, client: &Client, opts: &ControlPlaneOptions) -> Result<()> {
         let t = Instant::now();
         let mut files = self.tools.cert_manager_crd_files()?;
         files.extend(opts.extra_crd_files.iter().cloned());
-        let n = install_crds(&client, &files).await?;
+        let n = install_crds(client, &files).await?;
         log(format!(
             "{n} CRDs established and served in {:.1}s",
             t.elapsed().as_secs_f64()
         ));
+        Ok(())
+    }
 
-        // --- cert-manager ---
-        if let Some(cm) = &opts.cert_manager {
-            let t = Instant::now();
-            let mut cmd = Command::new(self.tools.cert_manager_runner());
-            cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-                .arg(format!(
-                    "--cluster-resource-namespace={}",
-                    cm.cluster_resource_namespace
-                ))
-                .arg(format!("--controllers={}", cm.controllers.join(",")));
-            let proc = self.start_process(Role::Client, "cert-manager", cmd)?;
-            proc.wait_for_stdout_line(|l| l.trim() == "ready", CERT_MANAGER_TIMEOUT)
-                .await?;
-            log(format!(
-                "cert-manager ready in {:.1}s (pid {}, controllers: {})",
-                t.elapsed().as_secs_f64(),
-                proc.pid(),
-                cm.controllers.join(",")
-            ));
-            self.cert_manager = Some(proc);
-        }
-
-        // --- the node ---
-        if let (Some(plan), Some(node)) = (node_plan, &opts.node) {
-            let node_pki = NodePki {
-                ca_cert: &pki.ca_cert,
-                sa_key: &pki.sa_key,
-            };
-            self.node = Some(Node::start(self, plan, &node_pki, node).await?);
-        }
+    async fn start_cert_manager(&mut self, cm: &CertManagerOptions) -> Result<()> {
+        let t = Instant::now();
+        let mut cmd = Command::new(self.tools.cert_manager_runner());
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg(format!(
+                "--cluster-resource-namespace={}",
+                cm.cluster_resource_namespace
+            ))
+            .arg(format!("--controllers={}", cm.controllers.join(",")));
+        let proc = self.start_process(Role::Client, "cert-manager", cmd)?;
+        proc.wait_for_stdout_line(|l| l.trim() == "ready", CERT_MANAGER_TIMEOUT)
+            .await?;
+        log(format!(
+            "cert-manager ready in {:.1}s (pid {}, controllers: {})",
+            t.elapsed().as_secs_f64(),
+            proc.pid(),
+            cm.controllers.join(",")
+        ));
+        self.cert_manager = Some(proc);
         Ok(())
     }
 

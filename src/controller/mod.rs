@@ -367,9 +367,16 @@ pub fn rfc3339(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// RFC 3339 of epoch milliseconds; `-` when out of range.
+/// RFC 3339 of epoch milliseconds (the PCA's times); `-` when out of range.
 pub fn rfc3339_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
+        .map(rfc3339)
+        .unwrap_or_else(|_| "-".into())
+}
+
+/// RFC 3339 of epoch seconds (X.509 times); `-` when out of range.
+pub fn rfc3339_secs(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
         .map(rfc3339)
         .unwrap_or_else(|_| "-".into())
 }

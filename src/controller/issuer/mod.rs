@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tracing::{info, instrument, warn};
 
 use self::reasons::*;
-use super::{Context, Error, FIELD_MANAGER, conditions::issuer_condition, credentials::IssuerProblem, rfc3339};
+use super::{Context, Error, FIELD_MANAGER, conditions::issuer_condition, credentials::IssuerProblem, rfc3339_ms};
 use crate::{
     cert_manager::{CertificateRequest, READY},
     crd::{CCMClusterIssuer, CCMIssuer, CLUSTER_ISSUER_KIND, CaSummary, GROUP, ISSUER_KIND, IssuerSpec, IssuerStatus},
@@ -257,13 +257,13 @@ pub fn signing_blocker(ca: &CertificateAuthority, urn: &str, now_ms: i64) -> Opt
     if let Some(nb) = ca.not_before.filter(|nb| *nb > now_ms) {
         return Some((
             CA_NOT_YET_VALID,
-            format!("{what} is not valid before {}", ms_to_rfc3339(nb)),
+            format!("{what} is not valid before {}", rfc3339_ms(nb)),
         ));
     }
     if let Some(na) = ca.not_after.filter(|na| *na <= now_ms) {
         return Some((
             CA_EXPIRED,
-            format!("{what} expired on {}; renew or replace it", ms_to_rfc3339(na)),
+            format!("{what} expired on {}; renew or replace it", rfc3339_ms(na)),
         ));
     }
     None
@@ -272,10 +272,7 @@ pub fn signing_blocker(ca: &CertificateAuthority, urn: &str, now_ms: i64) -> Opt
 /// Judges a CA as the PCA reported it.
 pub fn evaluate_ca(ca: CertificateAuthority, spec: &IssuerSpec, now_ms: i64, warn_window: Duration) -> Verdict {
     let subject = ca.distinguished_name.display();
-    let until = ca
-        .not_after
-        .map(ms_to_rfc3339)
-        .unwrap_or_else(|| "an unknown date".into());
+    let until = ca.not_after.map(rfc3339_ms).unwrap_or_else(|| "an unknown date".into());
     let window_ms = i64::try_from(warn_window.as_millis()).unwrap_or(i64::MAX);
     let expiring = ca.not_after.filter(|na| na - now_ms < window_ms).map(|na| {
         let days = (na - now_ms).max(0) / 86_400_000;
@@ -308,12 +305,6 @@ pub fn evaluate_ca(ca: CertificateAuthority, spec: &IssuerSpec, now_ms: i64, war
         expiring,
         transient: false,
     }
-}
-
-fn ms_to_rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(rfc3339)
-        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// Checks the Secret and the CA.
@@ -422,7 +413,7 @@ fn status_from(issuer: &AnyIssuer, verdict: &Verdict) -> IssuerStatus {
                 CA_VALID,
                 format!(
                     "PCA CA valid until {}",
-                    ca.not_after.map(ms_to_rfc3339).unwrap_or_default()
+                    ca.not_after.map(rfc3339_ms).unwrap_or_default()
                 ),
             ),
         };
@@ -441,8 +432,8 @@ fn status_from(issuer: &AnyIssuer, verdict: &Verdict) -> IssuerStatus {
         r#type: Some(ca.ca_type.to_string()),
         key_algorithm: ca.key_algorithm.clone(),
         path_length: ca.path_length,
-        not_before: ca.not_before.map(ms_to_rfc3339),
-        not_after: ca.not_after.map(ms_to_rfc3339),
+        not_before: ca.not_before.map(rfc3339_ms),
+        not_after: ca.not_after.map(rfc3339_ms),
     });
     IssuerStatus {
         conditions,
