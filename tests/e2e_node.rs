@@ -466,7 +466,9 @@ fn podman_controller(stack: &Stack) -> Result<()> {
                 ])
                 .args(["--cluster-resource-namespace", NAMESPACE])
                 .args(["--health-bind-address", &format!("127.0.0.1:{port}")])
-                .args(["--pca-endpoint", &format!("cn-north-4={}", stack.mock_url)]),
+                .args(["--pca-endpoint", &format!("cn-north-4={}", stack.mock_url)])
+                // IAM is not moved by --pca-endpoint (as in the Huawei SDKs): the mock's too.
+                .args(["--iam-endpoint", &stack.mock_url]),
         )?;
         let result = async {
             eventually("the podman controller's /readyz", Duration::from_secs(60), async || {
@@ -504,7 +506,8 @@ fn podman_controller(stack: &Stack) -> Result<()> {
 // --- the chart on the node -------------------------------------------------------------------
 
 /// The values of the node scenarios: the local image (never pulled), the mock as the talk's
-/// region, its CA through the chart's caBundle, a PCA rate limit that lets bursts finish.
+/// region and as IAM (which the PCA endpoint does not move), its CA through the chart's
+/// caBundle, a PCA rate limit that lets bursts finish.
 fn values_file(stack: &Stack) -> Result<PathBuf> {
     let values = json!({
         "image": {"repository": IMAGE_REPOSITORY, "pullPolicy": "Never"},
@@ -512,6 +515,7 @@ fn values_file(stack: &Stack) -> Result<PathBuf> {
         "caBundle": {"configMapName": "mock-pca-ca"},
         "controller": {
             "pcaEndpoints": {"cn-north-4": mock_url_for_pods(stack)?},
+            "iamEndpoint": mock_url_for_pods(stack)?,
             "pcaQPS": 50,
             "pcaBurst": 50,
             "pcaTimeout": "5s",

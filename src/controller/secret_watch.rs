@@ -5,15 +5,13 @@
 use std::{
     collections::{BTreeSet, HashMap},
     sync::Mutex,
+    time::Duration,
 };
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::{
-    Api, Client,
-    core::PartialObjectMeta,
-    runtime::{WatchStreamExt, watcher},
-};
+use kube::{Api, Client, core::PartialObjectMeta, runtime::watcher};
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
@@ -120,6 +118,22 @@ fn drop_issuer(watches: &mut HashMap<SecretKey, Watch>, issuer: &IssuerKey, keep
     });
 }
 
+/// The longest pause between tries of a failing Secret watch.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// Delays between tries of a failing Secret watch: 1 s doubling to 5 minutes. Not the watcher's
+/// `default_backoff()`: it resets on the `Init` event every relist starts with, so a watch that
+/// is refused (403 outside the Secret namespaces the chart grants) would retry about every
+/// second for ever, each try a warning in the log and a request to the apiserver.
+fn retry_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(MAX_RETRY_DELAY)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 async fn watch_secret(
     client: Client,
     (namespace, name): SecretKey,
@@ -132,7 +146,8 @@ async fn watch_secret(
     // `None` until the first listing is complete; then the version last seen (`Some(None)`: absent).
     let mut last_version: Option<Option<String>> = None;
     let mut listed: Option<String> = None;
-    let mut events = watcher(api, config).default_backoff().boxed();
+    let mut events = watcher(api, config).boxed();
+    let mut retry = retry_delays();
     while let Some(event) = events.next().await {
         let version = match event {
             Ok(watcher::Event::Init) => {
@@ -148,10 +163,13 @@ async fn watch_secret(
             Ok(watcher::Event::Apply(m)) => m.metadata.resource_version,
             Ok(watcher::Event::Delete(_)) => None,
             Err(e) => {
-                debug!(%namespace, %name, error = %e, "Secret watch error (retrying)");
+                let delay = retry.next().unwrap_or(MAX_RETRY_DELAY);
+                debug!(%namespace, %name, error = %e, ?delay, "Secret watch error (retrying)");
+                tokio::time::sleep(delay).await;
                 continue;
             }
         };
+        retry = retry_delays();
         if last_version.as_ref().is_some_and(|last| *last != version) {
             let set = issuers.lock().unwrap_or_else(|e| e.into_inner()).clone();
             info!(%namespace, %name, issuers = set.len(), "referenced Secret changed; re-checking issuers");

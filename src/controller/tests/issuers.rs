@@ -190,3 +190,36 @@ async fn state_of_deleted_issuers_is_forgotten() {
             .contains(r#"ccm_issuer_issuers_ready{kind="CCMIssuer"} 0"#)
     );
 }
+
+/// A Secret the controller may not list (403: outside the chart's Secret namespaces) is
+/// re-tried with a growing delay, not every second for ever (each try logs a warning and costs
+/// the apiserver a request).
+#[tokio::test(start_paused = true)]
+async fn a_forbidden_secret_watch_backs_off() {
+    let api = FakeApi::default();
+    for _ in 0..200 {
+        api.fail_next(http::Method::GET, "/namespaces/podman/secrets", 403);
+    }
+    let (namespaced, _n) = tokio::sync::mpsc::unbounded_channel();
+    let (cluster, _c) = tokio::sync::mpsc::unbounded_channel();
+    let watches = crate::controller::secret_watch::SecretWatches::new(
+        api.client(),
+        crate::controller::IssuerTriggers { namespaced, cluster },
+    );
+    let issuer = crate::controller::IssuerKey::Namespaced {
+        namespace: "podman".into(),
+        name: "pca".into(),
+    };
+    watches.ensure(("podman".into(), "ccm-secret".into()), issuer);
+    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    let lists = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/namespaces/podman/secrets"))
+        .count();
+    // 1 s doubling to 5 minutes: 1+2+4+…+256 s covers the first 511 s, then one more.
+    assert!(
+        (2..=12).contains(&lists),
+        "{lists} lists of a forbidden Secret in 10 minutes"
+    );
+}
