@@ -22,6 +22,7 @@ crds:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	bash -c '. scripts/env.sh && "$$(cargo_deny_bin)" check --hide-inclusion-graph licenses bans sources'
 
 bench:
 	cargo bench --bench signer

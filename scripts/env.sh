@@ -41,3 +41,6 @@ control_plane_start() { tools_start control-plane; }
 control_plane_wait() { tools_wait control-plane CCM_E2E_TOOLS; }
 istio_tools_start() { tools_start istio istio; }
 istio_tools_wait() { tools_wait istio CCM_E2E_ISTIO; }
+# cargo-deny (dependency licenses, bans, sources), built once per version into the cache.
+CARGO_DENY_VERSION=0.20.2
+cargo_deny_bin() { echo "$CCM_CACHE/cargo-deny-$CARGO_DENY_VERSION/bin/cargo-deny"; }

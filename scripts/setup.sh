@@ -41,6 +41,16 @@ fi
 echo "venv: $venv ($("$venv/bin/python" -m pip show huaweicloudsdkccm | grep ^Version))"
 phase_done
 
+phase "cargo-deny $CARGO_DENY_VERSION started in the background"
+deny_log=$(mktemp)
+deny_pid=
+if [ ! -x "$(cargo_deny_bin)" ]; then
+  cargo install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION" \
+    --root "$CCM_CACHE/cargo-deny-$CARGO_DENY_VERSION" >"$deny_log" 2>&1 &
+  deny_pid=$!
+fi
+phase_done
+
 phase "Rust crates and builds (debug for tests)"
 cargo fetch --locked
 cargo build --locked --workspace --all-targets
@@ -48,6 +58,12 @@ phase_done
 
 phase "controller image: release build + buildah (scripts/image.sh)"
 scripts/image.sh
+phase_done
+
+phase "cargo-deny $CARGO_DENY_VERSION"
+if [ -n "$deny_pid" ] && ! wait "$deny_pid"; then cat "$deny_log" >&2; exit 1; fi
+rm -f "$deny_log"
+"$(cargo_deny_bin)" --version
 phase_done
 
 phase "control plane + node from Go modules (etcd, kube-apiserver, kubelet, scheduler, controller-manager, cert-manager runner, helm, pause)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README, CI): formatting, lints, every Rust test suite (unit, integration,
+# The test command (README, CI): formatting, lints, dependency policy (cargo deny), every Rust test suite (unit, integration,
 # end-to-end on a real kube-apiserver + cert-manager, chart checks), and the official Huawei
 # Python SDK against the mock. Ends with one summary line. Run scripts/setup.sh once first
 # (`make test` does).
@@ -20,6 +20,10 @@ phase_done
 
 phase "cargo clippy --all-targets -D warnings"
 if cargo clippy --locked --workspace --all-targets -- -D warnings; then echo "clippy ok"; else failed_steps+=(clippy); fi
+phase_done
+
+phase "cargo deny check licenses bans sources (deny.toml)"
+if "$(cargo_deny_bin)" check --hide-inclusion-graph licenses bans sources; then echo "cargo deny ok"; else failed_steps+=(cargo-deny); fi
 phase_done
 
 phase "cargo test --workspace (unit, integration, e2e, chart)"
@@ -44,7 +48,7 @@ read -r passed failed ignored suites < <(awk '
   END { printf "%d %d %d %d\n", p, f, g, suites }' "$LOG")
 elapsed=$(elapsed_since "$START")
 if [ ${#failed_steps[@]} -eq 0 ] && [ "$failed" = 0 ]; then
-  printf 'test result: ok. %d passed; 0 failed; %d ignored; %d suites + fmt + clippy; finished in %.1fs\n' "$passed" "$ignored" "$suites" "$elapsed"
+  printf 'test result: ok. %d passed; 0 failed; %d ignored; %d suites + fmt + clippy + deny; finished in %.1fs\n' "$passed" "$ignored" "$suites" "$elapsed"
   exit 0
 fi
 printf 'test result: FAILED. %d passed; %d failed; %d ignored; %d suites; failed steps: %s; finished in %.1fs\n' \
