@@ -49,6 +49,22 @@ impl MockPca {
         )
     }
 
+    /// Starts it with one seeded CA pair instead (sub-CA id `CA_ID`): a chosen key and
+    /// signature algorithm or kind.
+    pub async fn start_with_seed(seed: ccm_mock_pca::seed::SeedCa) -> Self {
+        crate::install_crypto_provider();
+        let options = ccm_mock_pca::embedded::EmbeddedOptions {
+            credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().expect("credential")],
+            seeds: vec![seed],
+            ..Default::default()
+        };
+        Self(
+            ccm_mock_pca::embedded::Embedded::start(options)
+                .await
+                .expect("mock PCA"),
+        )
+    }
+
     /// The `/_mock/stats` document.
     pub async fn stats(&self) -> Value {
         serde_json::to_value(self.0.stats()).expect("stats")

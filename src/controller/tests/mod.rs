@@ -106,7 +106,11 @@ struct World {
 }
 
 async fn world(config: Config) -> World {
-    let mock = MockPca::start().await;
+    world_with(MockPca::start().await, config)
+}
+
+/// A world around a given mock.
+fn world_with(mock: MockPca, config: Config) -> World {
     let api = FakeApi::default();
     api.put(secret(NS, AK, SK));
     api.put(issuer_json(&mock, NS, true));

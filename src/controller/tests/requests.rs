@@ -463,3 +463,84 @@ async fn namespaced_issuer_cannot_borrow_another_namespaces_secret() {
         "the other namespace's Secret was never read: {secret_reads:?}"
     );
 }
+
+/// Every CA key × signature algorithm the PCA offers (RSA and EC with SHA-256/384/512): the
+/// reconciler issues and links the chain (the chain check runs before `Issued`), and the
+/// returned sub-CA certificate really carries the algorithm, so the mock honoured it.
+#[tokio::test]
+async fn issues_under_every_ca_key_and_signature_algorithm() {
+    use ccm_mock_pca::{
+        ca::{HashAlg, KeyAlgorithm},
+        seed::SeedCa,
+    };
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let cases = [
+        (KeyAlgorithm::Ec256, HashAlg::Sha256, "1.2.840.10045.4.3.2"),
+        (KeyAlgorithm::Ec256, HashAlg::Sha384, "1.2.840.10045.4.3.3"),
+        (KeyAlgorithm::Ec256, HashAlg::Sha512, "1.2.840.10045.4.3.4"),
+        (KeyAlgorithm::Ec384, HashAlg::Sha256, "1.2.840.10045.4.3.2"),
+        (KeyAlgorithm::Ec384, HashAlg::Sha384, "1.2.840.10045.4.3.3"),
+        (KeyAlgorithm::Ec384, HashAlg::Sha512, "1.2.840.10045.4.3.4"),
+        (KeyAlgorithm::Rsa2048, HashAlg::Sha256, "1.2.840.113549.1.1.11"),
+        (KeyAlgorithm::Rsa2048, HashAlg::Sha384, "1.2.840.113549.1.1.12"),
+        (KeyAlgorithm::Rsa2048, HashAlg::Sha512, "1.2.840.113549.1.1.13"),
+    ];
+    for (key, hash, oid) in cases {
+        let seed = SeedCa {
+            signature_algorithm: hash,
+            ..SeedCa::new(CA_ID, key, 1)
+        };
+        let w = world_with(MockPca::start_with_seed(seed).await, Config::default());
+        w.api.put(request_json(
+            &csr(false, &["alg.example"]),
+            false,
+            approved(),
+            "CCMIssuer",
+        ));
+        w.reconcile().await;
+        let (_, reason, message) = w.ready();
+        assert_eq!(reason, "Issued", "{key:?} CA, {hash:?}: {message}");
+        let st = w.cr().status.clone().expect("status");
+        let chain = parse_blocks(decoded(&st.certificate).as_bytes(), CERT_PEM_TAG).expect("chain");
+        assert_eq!(chain.len(), 2, "{key:?}/{hash:?}: leaf + sub-CA");
+        let (_, sub) = X509Certificate::from_der(&chain[1]).expect("sub-CA");
+        assert_eq!(
+            sub.signature_algorithm.algorithm.to_id_string(),
+            oid,
+            "{key:?}/{hash:?}: the sub-CA is signed with the requested algorithm"
+        );
+        assert_eq!(w.issued().await, 1, "{key:?}/{hash:?}");
+    }
+}
+
+/// A CA ending within the hour cannot sign a certificate worth having: a fresh request waits
+/// (`Pending`, `CAEndsTooSoon`, saying why) for the issuer to use another CA — it is neither
+/// `InvalidRequest` nor issued.
+#[tokio::test]
+async fn a_ca_ending_within_the_hour_keeps_a_fresh_request_pending() {
+    let w = world(Config::default()).await;
+    let mut issuer = w.api.get(ISSUER_PATH).expect("issuer");
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(20);
+    issuer["status"]["ca"] = json!({"notAfter": soon.to_string()});
+    w.api.put(issuer);
+    w.api.put(request_json(
+        &csr(false, &["soon.example"]),
+        false,
+        approved(),
+        "CCMIssuer",
+    ));
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Pending"), "{message}");
+    assert!(
+        message.contains("waiting for the issuer to use a CA that can sign it"),
+        "{message}"
+    );
+    let cr = w.cr();
+    let conditions = &cr.status.as_ref().expect("status").conditions;
+    assert!(
+        !conditions.iter().any(|c| c.reason.as_deref() == Some("InvalidRequest")),
+        "{conditions:?}"
+    );
+    assert_eq!(w.issued().await, 0, "nothing issued");
+}
