@@ -126,11 +126,14 @@ async fn retry_budget_counts_from_the_first_error_not_from_creation() {
 async fn retry_budget_survives_a_restart_and_then_fails_a_throttled_request() {
     let w = world(Config::default()).await;
     let c = csr(false, &["x.example"]);
-    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
     let uid = "0f0f0f0f-0000-4000-8000-00000000000a";
-    cr["metadata"]["uid"] = json!(uid);
-    cr["metadata"]["annotations"] =
-        json!({RETRYING_SINCE_ANNOTATION: format!("{uid}/{}/issue", now_ms() - 6 * 60_000)});
+    let cr = request_of_attempt(
+        &c,
+        false,
+        uid,
+        RETRYING_SINCE_ANNOTATION,
+        format!("{uid}/{}/issue", now_ms() - 6 * 60_000),
+    );
     w.api.put(cr);
     w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
     let restarted = context(&w.api, Config::default());
@@ -291,11 +294,15 @@ async fn recovery_goes_on_where_a_restarted_leader_stopped() {
     // 40 look-alikes; the earlier attempt (long over) issued nothing.
     issue_others(&w.mock, "ingress-server-crt", 40).await;
     let c = csr(false, &["cert-test.com"]);
-    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
     let uid = "0f0f0f0f-0000-4000-8000-00000000000e";
-    cr["metadata"]["uid"] = json!(uid);
     let start = now_ms() - 120_000;
-    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/{start}/{}", start + 6000)});
+    let cr = request_of_attempt(
+        &c,
+        false,
+        uid,
+        INTENT_ANNOTATION,
+        format!("{uid}/{start}/{}", start + 6000),
+    );
     w.api.put(cr);
     let exports_before = w.calls(EXPORT).await;
     w.reconcile().await;
@@ -359,10 +366,14 @@ async fn ca_request_of_unknown_outcome_is_reissued_once_without_exporting_leaf_i
     let w = world(config).await;
     issue_others(&w.mock, "mesh-ca", 3).await;
     let c = csr(true, &[]);
-    let mut cr = request_json(&c, true, approved(), "CCMIssuer");
     let uid = "0f0f0f0f-0000-4000-8000-00000000000c";
-    cr["metadata"]["uid"] = json!(uid);
-    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/{}", now_ms() - 120_000)});
+    let cr = request_of_attempt(
+        &c,
+        true,
+        uid,
+        INTENT_ANNOTATION,
+        format!("{uid}/{}", now_ms() - 120_000),
+    );
     w.api.put(cr);
     let leaf_exports_before = w.calls(EXPORT).await;
     w.reconcile().await;
@@ -397,10 +408,8 @@ async fn ca_request_of_unknown_outcome_is_reissued_once_without_exporting_leaf_i
 async fn unreadable_intent_is_an_attempt_of_unknown_time() {
     let w = world(Config::default()).await;
     let c = csr(false, &["x.example"]);
-    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
     let uid = "0f0f0f0f-0000-4000-8000-00000000000d";
-    cr["metadata"]["uid"] = json!(uid);
-    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/not-a-time")});
+    let cr = request_of_attempt(&c, false, uid, INTENT_ANNOTATION, format!("{uid}/not-a-time"));
     w.api.put(cr);
     w.reconcile().await;
     let (_, reason, message) = w.ready();

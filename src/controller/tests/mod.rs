@@ -95,6 +95,14 @@ fn request_json(csr: &Csr, is_ca: bool, conditions: Value, kind: &str) -> Value 
         "status": {"conditions": conditions}})
 }
 
+/// An approved request with a fixed UID and one annotation: the state an earlier attempt left.
+fn request_of_attempt(c: &Csr, is_ca: bool, uid: &str, annotation: &str, value: String) -> Value {
+    let mut cr = request_json(c, is_ca, approved(), "CCMIssuer");
+    cr["metadata"]["uid"] = json!(uid);
+    cr["metadata"]["annotations"] = json!({ annotation: value });
+    cr
+}
+
 fn approved() -> Value {
     json!([{"type": "Approved", "status": "True", "reason": "cert-manager.io", "message": "approved"}])
 }

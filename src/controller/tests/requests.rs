@@ -346,11 +346,9 @@ async fn recent_intent_without_certificate_waits_then_issues_leaf_and_reissues_c
     };
     let w = world(config).await;
     let c = csr(false, &["x.example"]);
-    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
     let uid = "0f0f0f0f-0000-4000-8000-000000000001";
-    cr["metadata"]["uid"] = json!(uid);
     let now = jiff::Timestamp::now().as_millisecond();
-    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/{now}")});
+    let mut cr = request_of_attempt(&c, false, uid, INTENT_ANNOTATION, format!("{uid}/{now}"));
     w.api.put(cr.clone());
     w.reconcile().await;
     assert!(w.ready().2.contains("unknown outcome"), "{}", w.ready().2);
@@ -364,9 +362,7 @@ async fn recent_intent_without_certificate_waits_then_issues_leaf_and_reissues_c
     // A CA request in the same situation cannot be searched for (the PCA does not list CA
     // certificates): it waits while the attempt may land, then is issued again with its CSR.
     let ca = csr(true, &[]);
-    let mut ca_cr = request_json(&ca, true, approved(), "CCMIssuer");
-    ca_cr["metadata"]["uid"] = json!(uid);
-    ca_cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/{now}")});
+    let mut ca_cr = request_of_attempt(&ca, true, uid, INTENT_ANNOTATION, format!("{uid}/{now}"));
     w.api.put(ca_cr.clone());
     w.reconcile().await;
     assert!(w.ready().2.contains("unknown outcome"), "{}", w.ready().2);
