@@ -49,7 +49,7 @@ impl Scale {
             Scale {
                 certificates: 500,
                 ca_certificates: 10,
-                kill_after: (10, 30),
+                kill_after: (5, 15),
                 outage: Duration::from_secs(60),
                 backlog: 2000,
                 backlog_retry_budget: "5m",
