@@ -80,6 +80,8 @@ pub struct Config {
     pub extra_ca_bundle: Option<Vec<u8>>,
     /// Which endpoints issuers may use.
     pub endpoint_policy: endpoint_policy::EndpointPolicy,
+    /// How long one recovery pass may export candidates before it records its position.
+    pub recovery_pass_time: Duration,
 }
 
 impl Default for Config {
@@ -103,6 +105,7 @@ impl Default for Config {
             sts_endpoint: None,
             extra_ca_bundle: None,
             endpoint_policy: Default::default(),
+            recovery_pass_time: issuance::recovery::PASS_TIME,
         }
     }
 }

@@ -157,6 +157,7 @@ async fn resolve_earlier_attempt(
     let target = Target {
         request,
         intent: intent.clone(),
+        pass_time: ctx.config.recovery_pass_time,
     };
     let mut checked = ctx.requests.checked_candidates(&uid);
     let result = recovery::search(client, &target, &mut checked).await;

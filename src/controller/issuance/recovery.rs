@@ -49,6 +49,10 @@ pub const MAX_EXPORTS_PER_PASS: usize = 25;
 const NEAREST_FIRST: usize = 5;
 /// Exports in flight at once.
 const EXPORTS_AT_ONCE: usize = 4;
+/// How long a pass sweeps before it stops to have its position recorded. A pass that outlives
+/// its process records nothing: a leader killed (or a PCA slowed down) every few seconds would
+/// otherwise repeat the same first candidates for ever.
+pub const PASS_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The result of one search pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +76,8 @@ pub struct Target<'a> {
     pub request: &'a SignRequest<'a>,
     /// The recorded attempt (with how far earlier passes got).
     pub intent: Intent,
+    /// How long the sweep may go on before the pass ends with its position ([`PASS_TIME`]).
+    pub pass_time: std::time::Duration,
 }
 
 impl Target<'_> {
@@ -139,10 +145,18 @@ pub async fn search(
         return Ok(Search::Found(found));
     }
     // The sweep: ruled-out candidates advance the position without an export.
+    let started = std::time::Instant::now();
     let mut progress = None;
     let mut budget = MAX_EXPORTS_PER_PASS.saturating_sub(nearest_ids.len());
     let mut rest = candidates.iter().peekable();
     while rest.peek().is_some() {
+        if started.elapsed() >= target.pass_time && progress.is_some() {
+            return Ok(Search::Undecided {
+                why: format!("{} candidate certificates left to check", rest.count()),
+                progress,
+            });
+        }
+        let ruled_out = progress.clone();
         let mut batch = Vec::new();
         while let Some((at, id)) = rest.peek() {
             if !checked.contains(id) {
@@ -158,8 +172,17 @@ pub async fn search(
             });
             rest.next();
         }
-        if let Some(found) = rule_out(client, target, &batch, checked).await? {
-            return Ok(Search::Found(found));
+        match rule_out(client, target, &batch, checked).await {
+            Ok(Some(found)) => return Ok(Search::Found(found)),
+            Ok(None) => {}
+            // Keep what earlier batches ruled out; this batch is checked again next pass.
+            Err(e) if e.is_retryable() && ruled_out.is_some() => {
+                return Ok(Search::Undecided {
+                    why: format!("checking candidates was interrupted ({e})"),
+                    progress: ruled_out,
+                });
+            }
+            Err(e) => return Err(e),
         }
         if budget == 0 && rest.peek().is_some() {
             return Ok(Search::Undecided {

@@ -325,6 +325,51 @@ async fn recovery_goes_on_where_a_restarted_leader_stopped() {
     assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
 }
 
+/// Found by the chaos suite: a pass that took longer than its leader lived (a slow PCA, 4
+/// exports at a time) recorded nothing, so leaders killed every 5–15 s repeated the same first
+/// candidates for ever. A pass whose time is up records its position after the batch at hand.
+#[tokio::test]
+async fn recovery_records_its_position_when_its_time_is_up() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        recovery_pass_time: Duration::ZERO,
+        ..Config::default()
+    };
+    let w = world(config.clone()).await;
+    issue_others(&w.mock, "ingress-server-crt", 40).await;
+    let c = csr(false, &["cert-test.com"]);
+    let uid = "0f0f0f0f-0000-4000-8000-00000000000f";
+    let start = now_ms() - 120_000;
+    let cr = request_of_attempt(
+        &c,
+        false,
+        uid,
+        INTENT_ANNOTATION,
+        format!("{uid}/{start}/{}", start + 6000),
+    );
+    w.api.put(cr);
+    let exports_before = w.calls(EXPORT).await;
+    w.reconcile().await;
+    let exports = w.calls(EXPORT).await - exports_before;
+    assert!(
+        exports <= 5 + 4,
+        "the nearest five and one batch, then stop: {exports} exports"
+    );
+    let intent = annotation(&w, INTENT_ANNOTATION).expect("intent");
+    assert_eq!(intent.split('/').count(), 3, "progress recorded: {intent}");
+    // Each pass a new process (nothing remembered in memory): still through the window.
+    for _ in 0..20 {
+        if w.ready().1 == "Issued" {
+            break;
+        }
+        reconcile(w.cr(), context(&w.api, config.clone()))
+            .await
+            .expect("reconcile");
+    }
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+}
+
 /// Defect 3: a revoked look-alike whose export the PCA refuses failed the request.
 #[tokio::test]
 async fn revoked_candidate_does_not_fail_the_request() {
