@@ -254,7 +254,7 @@ async fn issuance_outcome(cr: &CertificateRequest, ctx: &Context, issuer: &AnyIs
             refused_credentials(ctx, issuer, &e).await.into()
         }
         IssuanceError::Unknown(e) | IssuanceError::Recovery(e) => {
-            transient(cr, ctx, e.reason(), unknown(&e), Phase::Issue, Budget::Unlimited).into()
+            transient(cr, ctx, e.reason(), unknown(&e), Phase::Recover, Budget::Unlimited).into()
         }
         IssuanceError::Undecided { message, wait } => {
             Outcome::unresolved(reasons::VERIFYING_EARLIER_ATTEMPT, message, wait).into()

@@ -28,8 +28,11 @@ const MAX_DELAY: Duration = Duration::from_secs(120);
 /// Which part of the work an episode belongs to; an error of another phase starts a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Before the certificate exists: reading credentials, the issue call, recovery.
+    /// Before the certificate exists: reading credentials, the issue call.
     Issue,
+    /// An issue call's outcome is unknown: looking for its certificate. Its own phase, so the
+    /// time recovery takes (never limited) is not charged to the issue call that may follow.
+    Recover,
     /// After the PCA issued it: export and verification.
     Deliver,
 }
@@ -38,6 +41,7 @@ impl Phase {
     fn as_str(self) -> &'static str {
         match self {
             Phase::Issue => "issue",
+            Phase::Recover => "recover",
             Phase::Deliver => "deliver",
         }
     }
@@ -174,6 +178,8 @@ mod tests {
         assert_eq!((e.since_ms, e.new), (900_000, false));
         let other_phase = Episode::current(&request(Some("u/900000/issue")), "u", Phase::Deliver, now);
         assert_eq!((other_phase.since_ms, other_phase.new), (now, true));
+        let after_recovery = Episode::current(&request(Some("u/900000/recover")), "u", Phase::Issue, now);
+        assert_eq!((after_recovery.since_ms, after_recovery.new), (now, true));
         let copied = Episode::current(&request(Some("v/900000/issue")), "u", Phase::Issue, now);
         assert!(copied.new, "bound to another request");
         let future = Episode::current(&request(Some("u/2000000/issue")), "u", Phase::Issue, now);

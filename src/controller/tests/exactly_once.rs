@@ -178,6 +178,42 @@ async fn unknown_outcome_is_never_failed_by_the_retry_budget() {
     assert_eq!(w.issued().await, 1);
 }
 
+/// Found by the chaos suite: time spent deciding an unknown outcome counted against the retry
+/// budget of the next issue call, so a request that had spent 12 minutes in recovery was failed
+/// by the first 429 after it (and cert-manager's next request would have started over).
+#[tokio::test]
+async fn time_spent_in_recovery_does_not_spend_the_next_attempts_budget() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    // An issue call whose outcome is unknown (the gateway's 5xx: it may have been issued).
+    w.mock.faults(json!({"rate_5xx": 1.0, "operations": [ISSUE]})).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Pending", "{}", w.ready().2);
+    let episode = annotation(&w, RETRYING_SINCE_ANNOTATION).expect("an episode is recorded");
+    // 12 minutes later: the attempt is long over, and the episode as recorded is that old.
+    let uid = w.cr().metadata.uid.clone().expect("uid");
+    let start = now_ms() - 12 * 60_000;
+    let (_, phase) = episode.split_once('/').expect("since/phase");
+    let mut cr = w.api.get(CR_PATH).expect("cr");
+    cr["metadata"]["annotations"][RETRYING_SINCE_ANNOTATION] = json!(format!("{uid}/{start}/{phase}"));
+    cr["metadata"]["annotations"][INTENT_ANNOTATION] = json!(format!("{uid}/{start}/{}", start + 2000));
+    w.api.put(cr);
+    // Recovery finds nothing; the new issue call is throttled once.
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Pending"), "{message}");
+    w.mock.faults(json!({})).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert_eq!(w.issued().await, 1);
+}
+
 /// Defect 2: our own status and annotation writes came back as watch events and made the
 /// request reconcile at once, so no back-off was ever taken.
 #[tokio::test]
