@@ -389,7 +389,7 @@ fn chaos(stack: &Stack) -> Result<()> {
     })
 }
 
-/// A backlog at the default `--pca-qps 5`: requests wait far longer than the retry budget
+/// A backlog at the default (adaptive) PCA rate: requests wait far longer than the retry budget
 /// before their first call, then meet throttling; none may fail.
 fn backlog(stack: &Stack) -> Result<()> {
     let scale = Scale::from_env();
@@ -419,7 +419,7 @@ fn backlog(stack: &Stack) -> Result<()> {
         let (requests, _) = exactly_once(stack, ns).await?;
         stack.stop_replica("backlog", Signal::Term).await?;
         eprintln!(
-            "[chaos] backlog: {} Certificates Ready in {:.0}s at the default --pca-qps with 10% throttling and --max-retry-duration {}: {requests} requests, 0 Failed, exactly one certificate each",
+            "[chaos] backlog: {} Certificates Ready in {:.0}s at the default adaptive PCA rate with 10% throttling and --max-retry-duration {}: {requests} requests, 0 Failed, exactly one certificate each",
             scale.backlog,
             took.as_secs_f64(),
             scale.backlog_retry_budget

@@ -263,7 +263,7 @@ fn ms_to_rfc3339(ms: i64) -> String {
 /// Checks the Secret and the CA.
 async fn check(issuer: &AnyIssuer, ctx: &Context) -> Verdict {
     let spec = issuer.spec();
-    let client = match ctx.pca.client_for(&ctx.client, issuer).await {
+    let client = match ctx.pca.client_for(&ctx.client, issuer, None).await {
         Ok(c) => c,
         Err(p) => return Verdict::problem(p),
     };

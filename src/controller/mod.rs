@@ -57,9 +57,10 @@ pub struct Config {
     pub max_concurrent_reconciles: u16,
     /// PCA-bound reconciliations per issuer at once.
     pub max_concurrent_per_issuer: u16,
-    /// PCA calls per second per endpoint and access key.
+    /// Ceiling of the adaptive PCA call rate per endpoint and access key (calls per second;
+    /// `0`: none, the rate follows the service's throttling alone).
     pub pca_qps: f64,
-    /// Burst of PCA calls.
+    /// Largest burst of PCA calls.
     pub pca_burst: u32,
     /// Timeout of one PCA HTTP request.
     pub pca_timeout: Duration,
@@ -87,7 +88,7 @@ impl Default for Config {
             problem_recheck_delay: Duration::from_secs(60),
             max_concurrent_reconciles: 8,
             max_concurrent_per_issuer: 4,
-            pca_qps: 5.0,
+            pca_qps: 0.0,
             pca_burst: 10,
             pca_timeout: Duration::from_secs(30),
             pca_connect_timeout: Duration::from_secs(10),
@@ -106,6 +107,26 @@ pub struct IssuerStores {
     pub namespaced: Store<CCMIssuer>,
     /// CCMClusterIssuers.
     pub cluster: Store<CCMClusterIssuer>,
+}
+
+/// How long a request waits at most for the issuer caches' first listing before it reads its
+/// issuer from the apiserver instead.
+const ISSUER_CACHE_WAIT: Duration = Duration::from_secs(5);
+
+impl IssuerStores {
+    /// Waits (at most [`ISSUER_CACHE_WAIT`]) until the cache of `key`'s kind has its first
+    /// listing, so requests reconciled at start-up find their issuer there instead of reading
+    /// it from the apiserver.
+    pub async fn wait_synced(&self, key: &IssuerKey) {
+        let synced = async {
+            // An error means the cache has no writer (tests): nothing to wait for.
+            let _ = match key {
+                IssuerKey::Namespaced { .. } => self.namespaced.wait_until_ready().await,
+                IssuerKey::Cluster { .. } => self.cluster.wait_until_ready().await,
+            };
+        };
+        let _ = tokio::time::timeout(ISSUER_CACHE_WAIT, synced).await;
+    }
 }
 
 /// Channels that make the issuer controller re-check an issuer now.

@@ -51,6 +51,8 @@ pub struct StackOptions {
     pub controller_args: Vec<String>,
     /// The mock's common-name rule for CSRs (the real service's is unconfirmed).
     pub csr_cn_rule: ccm_mock_pca::ca::CnRule,
+    /// The mock's gateway throttle: calls per second and access key (`None`: unthrottled).
+    pub mock_max_tps: Option<u64>,
 }
 
 impl Default for StackOptions {
@@ -61,6 +63,7 @@ impl Default for StackOptions {
             start_controller: true,
             controller_args: Vec::new(),
             csr_cn_rule: ccm_mock_pca::ca::CnRule::Strict,
+            mock_max_tps: None,
         }
     }
 }
@@ -129,6 +132,7 @@ impl Stack {
             cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
             tls: true,
             csr_cn_rule: options.csr_cn_rule,
+            max_tps: options.mock_max_tps,
             ..Default::default()
         }))?;
         let mock_ca_pem = mock.tls_ca_pem.clone().context("mock TLS CA")?;
@@ -571,4 +575,120 @@ pub fn write_files(stack: &Stack, dir: &str, files: &[(&str, &str)]) -> Result<P
 /// Path helper.
 pub fn p(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
+}
+
+/// The kube-apiserver's `apiserver_request_total`, summed by `(verb, resource, subresource)`.
+pub async fn apiserver_requests(stack: &Stack) -> Result<std::collections::BTreeMap<(String, String, String), u64>> {
+    let client = stack.client().await?;
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let n = value.parse::<f64>().unwrap_or(0.0) as u64;
+        *out.entry((label("verb"), label("resource"), label("subresource")))
+            .or_default() += n;
+    }
+    Ok(out)
+}
+
+/// `after - before` of two [`apiserver_requests`] snapshots, without the zero rows.
+pub fn request_delta(
+    before: &std::collections::BTreeMap<(String, String, String), u64>,
+    after: &std::collections::BTreeMap<(String, String, String), u64>,
+) -> std::collections::BTreeMap<(String, String, String), u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+/// CPU seconds (user + system) and peak RSS (KiB, `VmHWM`) of a process.
+pub fn process_usage(pid: u32) -> Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces) start at the closing paren.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let clock_ticks = 100.0; // USER_HZ on Linux
+    let cpu = (ticks(11) + ticks(12)) as f64 / clock_ticks;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((cpu, hwm))
+}
+
+/// A CertificateRequest (JSON, one line) with a fresh P-256 CSR for `name`, naming the issuer
+/// `issuer_ref` (e.g. `{"group": "ccm-issuer.ccm.com", "kind": "CCMIssuer", "name": "pca"}`).
+pub fn certificate_request_json(name: &str, issuer_ref: &Value, is_ca: bool) -> Result<String> {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(if is_ca {
+        vec![]
+    } else {
+        vec![format!("{name}.bench.example")]
+    })?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    let usages = if is_ca {
+        params.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+        serde_json::json!(["digital signature", "key encipherment", "cert sign"])
+    } else {
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        serde_json::json!(["digital signature", "key encipherment", "server auth"])
+    };
+    let pem = params.serialize_request(&key)?.pem()?;
+    let request = serde_json::json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "CertificateRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64::engine::general_purpose::STANDARD.encode(pem),
+            "isCA": is_ca,
+            "usages": usages,
+            "issuerRef": issuer_ref,
+        },
+    });
+    Ok(serde_json::to_string(&request)?)
+}
+
+/// Counts of a namespace's CertificateRequests: `(total, approved, ready, failed)`.
+pub async fn request_counts(client: &Client, namespace: &str) -> Result<(usize, usize, usize, usize)> {
+    let api: Api<CertificateRequest> = Api::namespaced(client.clone(), namespace);
+    let list = api.list(&ListParams::default()).await?;
+    let (mut approved, mut ready, mut failed) = (0, 0, 0);
+    for cr in &list.items {
+        let is = |type_: &str, status: &str| cr.condition(type_).is_some_and(|c| c.status == status);
+        approved += usize::from(is("Approved", "True"));
+        ready += usize::from(is("Ready", "True"));
+        failed += usize::from(
+            cr.condition("Ready")
+                .is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some("Failed")),
+        );
+    }
+    Ok((list.items.len(), approved, ready, failed))
 }
