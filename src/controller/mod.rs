@@ -338,6 +338,59 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Publishes an event that is never repeated for its object (a request's final outcome).
+    /// It is created directly: the recorder would keep it for six minutes to fold repeats into
+    /// a series, and scan every event it keeps on each publish, which under a burst of
+    /// issuance costs memory and CPU for nothing.
+    pub async fn final_event(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        use k8s_openapi::{
+            api::events::v1::Event as K8sEvent,
+            apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let controller = "ccm-issuer".to_owned();
+        let event = K8sEvent {
+            action: Some(action.to_owned()),
+            reason: Some(reason.to_owned()),
+            note: Some(truncate_note(note)),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(reference.clone()),
+            metadata: ObjectMeta {
+                namespace: reference.namespace.clone(),
+                name: Some(format!(
+                    "{}.{:x}",
+                    reference.name.as_deref().unwrap_or("ccm-issuer"),
+                    now.as_nanosecond()
+                )),
+                ..ObjectMeta::default()
+            },
+            reporting_instance: Some(self.config.instance.clone().unwrap_or_else(|| controller.clone())),
+            reporting_controller: Some(controller),
+            type_: Some(
+                match type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .to_owned(),
+            ),
+            ..K8sEvent::default()
+        };
+        let namespace = reference.namespace.as_deref().unwrap_or("default");
+        let api: kube::Api<K8sEvent> = kube::Api::namespaced(self.client.clone(), namespace);
+        if let Err(e) = api.create(&kube::api::PostParams::default(), &event).await {
+            warn!(error = %e, reason, "could not publish event");
+        }
+    }
+}
+
 fn truncate_note(note: String) -> String {
     const MAX: usize = 1000;
     if note.len() <= MAX {

@@ -2,6 +2,7 @@
 //! ours? → final? → denied? → approved? → issuer ready? → valid CSR? → issue (once) → export
 //! and verify → one conditional status write with certificate, CA and Ready.
 
+pub mod cache;
 pub mod outcome;
 pub mod plan;
 pub mod reasons;
