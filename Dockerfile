@@ -4,11 +4,14 @@
 #
 #   docker build -t <your-registry>/ccm-issuer:0.1.0 .
 #
-# Stage 1 builds the release binary; stage 2 is `scratch` with only what that binary needs at
-# run time: itself, the shared libraries it links (glibc, libgcc_s: found with ldd, so the
-# list follows the target architecture), the CA certificates (rustls reads the system roots
-# for PCA endpoints without their own caBundle) and a passwd/group entry for the non-root
-# user 65532. No shell, no package manager. docs/image.md has the measured sizes.
+# Stage 1 builds the release binary and lays out the runtime root file system with
+# scripts/image-rootfs.sh: the binary (stripped), the shared libraries it links (glibc,
+# libgcc_s: found with ldd, so the list follows the target architecture), the CA
+# certificates (rustls reads the system roots for PCA endpoints without their own caBundle)
+# and a passwd/group entry for the non-root user 65532. Stage 2 is `scratch` with only that.
+# No shell, no package manager. scripts/image.sh builds the same image without Docker: the
+# same script over the locally built binary, then this file's runtime stage (from `FROM
+# scratch` on) with buildah. docs/image.md has the measured sizes.
 
 ARG RUST_IMAGE=rust:1.95-bookworm
 
@@ -17,22 +20,13 @@ WORKDIR /src
 # The whole workspace: cargo needs every member's manifest and the declared test and bench
 # targets to load it, even though only the controller binary is built.
 COPY . .
-# Symbols are stripped through the profile environment (the repository profile is unchanged).
-ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin ccm-issuer \
- && install -D -m 0755 target/release/ccm-issuer /rootfs/ccm-issuer
-RUN set -eu; \
-    for lib in $(ldd /rootfs/ccm-issuer | grep -o '/[^ ]*'); do \
-        cp --parents -L "$lib" /rootfs/; \
-    done; \
-    install -D -m 0644 /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ca-certificates.crt; \
-    echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin' > /rootfs/etc/passwd; \
-    echo 'nonroot:x:65532:' > /rootfs/etc/group; \
-    echo 'hosts: files dns' > /rootfs/etc/nsswitch.conf; \
-    /rootfs/ccm-issuer --version
+ && scripts/image-rootfs.sh target/release/ccm-issuer /rootfs
 
+# The runtime stage. scripts/image.sh builds exactly these lines, with the COPY below taking
+# the root file system from its build context instead of the builder stage.
 FROM scratch
 COPY --from=builder /rootfs/ /
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt

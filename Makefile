@@ -33,6 +33,7 @@ conformance:
 
 tools:
 	@e2e-tools/build.sh
+	@e2e-tools/build.sh istio
 
 clean-cache:
 	rm -rf $(HOME)/.cache/ccm-issuer

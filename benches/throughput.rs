@@ -306,7 +306,7 @@ async fn throttled_issuer(stack: &Stack, name: &str, tps: u64) -> Result<Embedde
         .credentials_secret(CLUSTER_RESOURCE_NAMESPACE, &format!("{name}-secret"), SK)
         .await?;
     stack
-        .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: {name}}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{}\", caBundle: \"{ca}\", secretRef: {{name: {name}-secret}}}}\n", mock.url))
+        .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: {name}}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{url}\", iamEndpoint: \"{url}\", caBundle: \"{ca}\", secretRef: {{name: {name}-secret}}}}\n", url = mock.url))
         .await?;
     let api: Api<CCMClusterIssuer> = Api::all(stack.client().await?);
     eventually(

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Builds the real control-plane components for ccm-issuer's e2e tests from Go modules:
+# Builds the real control-plane components for ccm-issuer's e2e tests from Go modules.
+#
+# `build.sh` (or `build.sh control-plane`):
 #   etcd            e2e-tools/etcd         (go.etcd.io/etcd/server/v3)
 #   kube-apiserver  e2e-tools/kube         (k8s.io/kubernetes/cmd/kube-apiserver, version ldflags)
+#   kubelet, kube-scheduler, kube-controller-manager
+#                   e2e-tools/kube         (same module and ldflags; the node scenarios)
 #   cm-controller   e2e-tools/certmanager  (our runner over cert-manager's pkg/controller)
 #   helm            e2e-tools/helm         (helm.sh/helm/v3/cmd/helm)
+#   pause           e2e-tools/pause        (our pod sandbox process for the node's pause image)
 # and copies cert-manager's CRD YAMLs from the Go module cache.
+#
+# `build.sh istio` (a separate cache key and lock, so it can run in parallel with the above):
+#   pilot-discovery      e2e-tools/istio   (istiod: istio.io/istio/pilot/cmd/pilot-discovery)
+#   istio-workload-cert  e2e-tools/istio   (our client: a workload certificate as the sidecar asks)
+# and copies Istio's CRDs (manifests/charts/base/files/crd-all.gen.yaml) from the module cache.
 #
 # Output goes to a cache directory OUTSIDE the repo, keyed by the component versions and a
 # short hash of our wrapper files (go.mod, go.sum, *.go):
@@ -13,7 +23,8 @@
 #
 # Progress goes to stderr; the LAST stdout line is the key directory, so
 #   export CCM_E2E_TOOLS=$(e2e-tools/build.sh)
-# works. Environment: CCM_E2E_CACHE (cache root; default $CCM_CACHE/e2e-tools), CCM_E2E_BUILD_JOBS (go build -p, default 2).
+#   export CCM_E2E_ISTIO=$(e2e-tools/build.sh istio)
+# work. Environment: CCM_E2E_CACHE (cache root; default $CCM_CACHE/e2e-tools), CCM_E2E_BUILD_JOBS (go build -p, default 2).
 set -euo pipefail
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
@@ -26,6 +37,11 @@ log() { printf '[e2e-tools] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 command -v go >/dev/null || die "go is not on PATH"
+COMPONENT=${1:-control-plane}
+case "$COMPONENT" in
+  control-plane | istio) ;;
+  *) die "unknown component '$COMPONENT' (usage: build.sh [control-plane|istio])" ;;
+esac
 
 # Version of module $2 as required by our wrapper module in directory $1.
 modver() {
@@ -35,27 +51,28 @@ modver() {
   printf '%s' "$v"
 }
 
-K8S_VERSION=$(modver kube k8s.io/kubernetes)
-ETCD_VERSION=$(modver etcd go.etcd.io/etcd/server/v3)
-CM_VERSION=$(modver certmanager github.com/cert-manager/cert-manager)
-HELM_VERSION=$(modver helm helm.sh/helm/v3)
+# Short hash of our wrapper files (go.mod, go.sum, *.go) in the given module directories.
+wrapper_hash() {
+  (cd "$here" && find "$@" -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-10)
+}
 
-wrapper_hash=$(cd "$here" && find etcd kube certmanager helm -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print0 |
-  LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-10)
-KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_cm-${CM_VERSION}_helm-${HELM_VERSION}_${BUILD_REVISION}-${wrapper_hash}"
 CACHE_ROOT=${CCM_E2E_CACHE:-${CCM_CACHE:-$HOME/.cache/ccm-issuer}/e2e-tools}
-OUT="$CACHE_ROOT/$KEY"
-BIN="$OUT/bin"
-CRDS="$OUT/crds"
-mkdir -p "$BIN" "$CRDS"
-
-# Serialise concurrent callers (e.g. several test binaries) on the same key.
-exec 9>"$OUT/.lock"
-flock 9
-
 total_start=$SECONDS
-log "cache dir: $OUT"
-log "go: $(go version | cut -d' ' -f3-), -p $JOBS"
+
+# use_key_dir <key>: creates $CACHE_ROOT/<key>/{bin,crds}, sets OUT, BIN, CRDS and holds the
+# key's lock until the script ends (serialises concurrent callers, e.g. several test binaries,
+# on the same key; different keys build in parallel).
+use_key_dir() {
+  OUT="$CACHE_ROOT/$1"
+  BIN="$OUT/bin"
+  CRDS="$OUT/crds"
+  mkdir -p "$BIN" "$CRDS"
+  exec 9>"$OUT/.lock"
+  flock 9
+  log "cache dir: $OUT"
+  log "go: $(go version | cut -d' ' -f3-), -p $JOBS"
+}
 
 # build_component <name> <module dir> <output binary> <go build args...>
 build_component() {
@@ -72,6 +89,74 @@ build_component() {
   mv -f "$BIN/.$out.tmp" "$BIN/$out"
   log "$name: built in $((SECONDS - start))s ($(du -h "$BIN/$out" | cut -f1))"
 }
+
+# Directory of module $2 (path@version) in the Go module cache, downloaded if needed, as
+# required by our wrapper module in directory $1 (so go.sum verifies it).
+module_dir() {
+  local d
+  d=$(cd "$here/$1" && go mod download -json "$2" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d "$d" ]] || die "$2: not found in the module cache"
+  printf '%s' "$d"
+}
+
+# copy_crds <name> <source files...>: copies CRD YAMLs (read from the module cache, never
+# committed) into $CRDS once.
+copy_crds() {
+  local name=$1 start=$SECONDS tmp
+  shift
+  if compgen -G "$CRDS/*.yaml" >/dev/null; then
+    log "$name: cached ($CRDS)"
+    return
+  fi
+  for f in "$@"; do [[ -f "$f" ]] || die "$name: $f not found in the module cache"; done
+  tmp=$(mktemp -d "$OUT/.crds.XXXXXX")
+  chmod 755 "$tmp"
+  cp "$@" "$tmp/"
+  chmod u+w "$tmp"/*.yaml
+  rmdir "$CRDS" && mv "$tmp" "$CRDS"
+  log "$name: $(ls "$CRDS" | wc -l) files copied in $((SECONDS - start))s"
+}
+
+# finish <VAR=value lines...>: writes $OUT/env atomically and prints the key directory.
+finish() {
+  printf '%s\n' "$@" >"$OUT/env.tmp"
+  mv -f "$OUT/env.tmp" "$OUT/env"
+  log "done in $((SECONDS - total_start))s"
+  printf '%s\n' "$OUT"
+}
+
+# === istio: istiod + our workload-certificate client =====================================
+if [[ "$COMPONENT" == istio ]]; then
+  ISTIO_VERSION=$(modver istio istio.io/istio)
+  use_key_dir "istio-${ISTIO_VERSION}_${BUILD_REVISION}-$(wrapper_hash istio)"
+  istio_src=$(module_dir istio "istio.io/istio@${ISTIO_VERSION}")
+  # What istio's Makefile stamps into a dev build: VERSION file + "-dev", the commit (here the
+  # pseudo-version's commit prefix; the module zip has no .git) and a clean tree.
+  ISTIO_BUILD_VERSION="$(tr -d '[:space:]' <"$istio_src/VERSION")-dev"
+  istio_ldflags="-s -w
+ -X istio.io/istio/pkg/version.buildVersion=${ISTIO_BUILD_VERSION}
+ -X istio.io/istio/pkg/version.buildGitRevision=${ISTIO_VERSION##*-}
+ -X istio.io/istio/pkg/version.buildStatus=Clean
+ -X istio.io/istio/pkg/version.buildTag=${ISTIO_VERSION}
+ -X istio.io/istio/pkg/version.buildOS=$(go env GOOS)
+ -X istio.io/istio/pkg/version.buildArch=$(go env GOARCH)"
+  # Istio's STANDARD_TAGS (Makefile.core.mk); only the one binary, nothing else of istio.
+  build_component "pilot-discovery (istiod ${ISTIO_BUILD_VERSION}, istio.io/istio ${ISTIO_VERSION})" istio pilot-discovery \
+    -tags vtprotobuf,disable_pgv -ldflags "$(tr '\n' ' ' <<<"$istio_ldflags")" istio.io/istio/pilot/cmd/pilot-discovery
+  # Same tags: it reuses pilot-discovery's compiled packages, so it is mostly a link.
+  build_component "istio-workload-cert" istio istio-workload-cert \
+    -tags vtprotobuf,disable_pgv -ldflags "-s -w" ./workloadcert
+  copy_crds "Istio CRDs" "$istio_src/manifests/charts/base/files/crd-all.gen.yaml"
+  finish "CCM_E2E_ISTIO=$OUT" "CCM_E2E_ISTIO_MODULE_VERSION=$ISTIO_VERSION" "CCM_E2E_ISTIO_VERSION=$ISTIO_BUILD_VERSION"
+  exit 0
+fi
+
+# === control plane ========================================================================
+K8S_VERSION=$(modver kube k8s.io/kubernetes)
+ETCD_VERSION=$(modver etcd go.etcd.io/etcd/server/v3)
+CM_VERSION=$(modver certmanager github.com/cert-manager/cert-manager)
+HELM_VERSION=$(modver helm helm.sh/helm/v3)
+use_key_dir "k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_cm-${CM_VERSION}_helm-${HELM_VERSION}_${BUILD_REVISION}-$(wrapper_hash etcd kube certmanager helm pause)"
 
 # --- etcd --------------------------------------------------------------------------------
 build_component "etcd ${ETCD_VERSION}" etcd etcd \
@@ -114,30 +199,21 @@ helm_ldflags="-s -w
 build_component "helm ${HELM_VERSION}" helm helm \
   -ldflags "$(tr '\n' ' ' <<<"$helm_ldflags")" helm.sh/helm/v3/cmd/helm
 
-# --- cert-manager CRDs (read from the module cache, never committed) ---------------------
-if compgen -G "$CRDS/*.yaml" >/dev/null; then
-  log "cert-manager CRDs: cached ($CRDS)"
-else
-  start=$SECONDS
-  cm_dir=$(go mod download -json "github.com/cert-manager/cert-manager@${CM_VERSION}" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-  [[ -d "$cm_dir/deploy/crds" ]] || die "cert-manager ${CM_VERSION}: deploy/crds not found in module cache"
-  tmp=$(mktemp -d "$OUT/.crds.XXXXXX")
-  chmod 755 "$tmp"
-  cp "$cm_dir"/deploy/crds/*.yaml "$tmp/"
-  chmod u+w "$tmp"/*.yaml
-  rmdir "$CRDS" && mv "$tmp" "$CRDS"
-  log "cert-manager CRDs: $(ls "$CRDS" | wc -l) files copied in $((SECONDS - start))s"
-fi
+# --- the node: kubelet, kube-scheduler, kube-controller-manager --------------------------
+# Same module, version and ldflags as kube-apiserver (they share its Go build cache). Used
+# only by the node scenarios (ccm-e2e's `node` module); containerd, runc and the CNI plugins
+# come from Debian (scripts/setup-node.sh).
+for cmd in kubelet kube-scheduler kube-controller-manager; do
+  build_component "$cmd ${K8S_VERSION}" kube "$cmd" \
+    -ldflags "$(tr '\n' ' ' <<<"$kube_ldflags")" "k8s.io/kubernetes/cmd/$cmd"
+done
 
-cat >"$OUT/env.tmp" <<EOF
-CCM_E2E_TOOLS=$OUT
-CCM_E2E_K8S_VERSION=$K8S_VERSION
-CCM_E2E_ETCD_VERSION=$ETCD_VERSION
-CCM_E2E_CERT_MANAGER_VERSION=$CM_VERSION
-CCM_E2E_HELM_VERSION=$HELM_VERSION
-EOF
-mv -f "$OUT/env.tmp" "$OUT/env"
+# --- pause: the node's pod sandbox process (our own, e2e-tools/pause) ---------------------
+build_component "pause" pause pause -ldflags "-s -w" .
 
-log "done in $((SECONDS - total_start))s"
-printf '%s\n' "$OUT"
+# --- cert-manager CRDs ----------------------------------------------------------------
+cm_src=$(module_dir certmanager "github.com/cert-manager/cert-manager@${CM_VERSION}")
+copy_crds "cert-manager CRDs" "$cm_src"/deploy/crds/*.yaml
+
+finish "CCM_E2E_TOOLS=$OUT" "CCM_E2E_K8S_VERSION=$K8S_VERSION" "CCM_E2E_ETCD_VERSION=$ETCD_VERSION" \
+  "CCM_E2E_CERT_MANAGER_VERSION=$CM_VERSION" "CCM_E2E_HELM_VERSION=$HELM_VERSION"

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs and builds everything the tests and the demo need; every step is cached and a
-# second run takes seconds. Needs: Rust 1.95 (cargo), Go 1.26, Python 3.11, openssl, curl.
+# second run takes seconds. Needs: Rust 1.95 (cargo), Go 1.26, Python 3.11, openssl, curl;
+# as root on Debian it installs the container tools itself (scripts/setup-node.sh).
+#
+# The Go builds (control plane + node, istiod) run in the background while the container
+# tools, the Python venv and the Rust builds are prepared; their logs follow their results.
 set -euo pipefail
 CCM_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$CCM_ROOT"
@@ -18,9 +22,13 @@ fi
 echo "cargo $(cargo --version | cut -d' ' -f2), $(go version | cut -d' ' -f3), $(python3 --version)"
 phase_done
 
-phase "control plane from Go modules (etcd, kube-apiserver, cert-manager runner, helm)"
-CCM_E2E_TOOLS=$(e2e-tools/build.sh)
-echo "tools: $CCM_E2E_TOOLS"
+phase "Go builds started in the background: control plane + node, istiod"
+control_plane_start
+istio_tools_start
+phase_done
+
+phase "container tools: buildah, podman, runc, containerd, CNI plugins (scripts/setup-node.sh)"
+scripts/setup-node.sh
 phase_done
 
 phase "Python SDK for the conformance suite"
@@ -36,4 +44,18 @@ phase_done
 phase "Rust crates and builds (debug for tests)"
 cargo fetch --locked
 cargo build --locked --workspace --all-targets
+phase_done
+
+phase "controller image: release build + buildah (scripts/image.sh)"
+scripts/image.sh
+phase_done
+
+phase "control plane + node from Go modules (etcd, kube-apiserver, kubelet, scheduler, controller-manager, cert-manager runner, helm, pause)"
+control_plane_wait
+echo "tools: $CCM_E2E_TOOLS"
+phase_done
+
+phase "istiod from istio.io/istio"
+istio_tools_wait
+echo "istio tools: $CCM_E2E_ISTIO"
 phase_done

@@ -8,6 +8,7 @@ CCM_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$CCM_ROOT"
 . scripts/env.sh
 export CCM_E2E_TOOLS="${CCM_E2E_TOOLS:-$(e2e-tools/build.sh 2>/dev/null)}"
+export CCM_E2E_ISTIO="${CCM_E2E_ISTIO:-$(e2e-tools/build.sh istio 2>/dev/null)}"
 START=$(date +%s.%N)
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT

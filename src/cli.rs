@@ -8,6 +8,7 @@ use secrecy::SecretString;
 
 use crate::{
     cert_manager::parse_go_duration,
+    controller::issuer::signing_blocker,
     controller::{
         Config,
         certificate_request::plan::validity_for,
@@ -16,7 +17,7 @@ use crate::{
     },
     pca::{
         ClientConfig, Credentials, PcaClient, PcaError,
-        endpoint::{iam_endpoint, parse_endpoint, pca_endpoint},
+        endpoint::{PCA_REGION_ENV_PREFIX, parse_endpoint, pca_endpoint, resolve_iam, resolve_sts, sdk_endpoint_value},
         ratelimit::TokenBucket,
     },
     pki::parse_csr,
@@ -117,6 +118,10 @@ fn concurrency_arg(s: &str) -> Result<u16, String> {
     Ok(v)
 }
 
+fn sdk_endpoint_arg(s: &str) -> Result<url::Url, String> {
+    sdk_endpoint_value(s).map_err(|e| e.to_string())
+}
+
 fn region_endpoint_arg(s: &str) -> Result<(String, url::Url), String> {
     let (region, url) = s.split_once('=').ok_or("expected REGION=URL")?;
     let url = parse_endpoint(url).map_err(|e| e.to_string())?;
@@ -127,10 +132,7 @@ fn region_endpoint_arg(s: &str) -> Result<(String, url::Url), String> {
 fn sdk_region_endpoints() -> Vec<(String, url::Url)> {
     std::env::vars()
         .filter_map(|(k, v)| {
-            let region = k
-                .strip_prefix("HUAWEICLOUD_SDK_REGION_CCM_")?
-                .to_lowercase()
-                .replace('_', "-");
+            let region = k.strip_prefix(PCA_REGION_ENV_PREFIX)?.to_lowercase().replace('_', "-");
             let first = v.split(',').next()?.trim().to_owned();
             parse_endpoint(&first).ok().map(|u| (region, u))
         })
@@ -197,10 +199,20 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub allow_insecure_endpoints: bool,
     /// PCA endpoint for a region, `REGION=URL` (repeatable), replacing the built-in region table
-    /// for issuers without spec.endpoint; the Huawei SDK's `HUAWEICLOUD_SDK_REGION_CCM_<REGION>`
-    /// environment variables are honoured too. IAM is then reached at the same URL.
+    /// for issuers without spec.endpoint (and serving regions the table does not know); the Huawei
+    /// SDK's `HUAWEICLOUD_SDK_REGION_CCM_<REGION>` environment variables are honoured too. IAM is
+    /// not moved by it (see --iam-endpoint).
     #[arg(long = "pca-endpoint", value_parser = region_endpoint_arg)]
     pub pca_endpoints: Vec<(String, url::Url)>,
+    /// IAM endpoint for account-id discovery of issuers without spec.iamEndpoint and domainId
+    /// (default: the Huawei SDKs' IAM endpoint of the issuer's region, else
+    /// https://iam.myhuaweicloud.com). A value without scheme means https://.
+    #[arg(long, env = "HUAWEICLOUD_SDK_IAM_ENDPOINT", value_parser = sdk_endpoint_arg)]
+    pub iam_endpoint: Option<url::Url>,
+    /// STS endpoint asked for the account id when IAM lists none (default: the Huawei SDKs' STS
+    /// endpoint of the issuer's region, if it has one).
+    #[arg(long, env = "HUAWEICLOUD_SDK_STS_ENDPOINT", value_parser = sdk_endpoint_arg)]
+    pub sts_endpoint: Option<url::Url>,
     /// PEM file of CAs trusted, besides the system roots, for PCA endpoints of issuers without
     /// their own caBundle (e.g. a TLS-inspecting proxy).
     #[arg(long)]
@@ -232,9 +244,17 @@ pub struct PcaTarget {
     /// CA id (the issuer's spec.urn).
     #[arg(long)]
     pub urn: String,
-    /// Endpoint override (e.g. a private endpoint or the mock).
+    /// Endpoint override (e.g. a private endpoint or the mock). It does not move IAM.
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// IAM endpoint for account-id discovery (default: the Huawei SDKs' IAM endpoint of
+    /// --region, else https://iam.myhuaweicloud.com).
+    #[arg(long, env = "HUAWEICLOUD_SDK_IAM_ENDPOINT", value_parser = sdk_endpoint_arg)]
+    pub iam_endpoint: Option<url::Url>,
+    /// STS endpoint asked for the account id when IAM lists none (default: the Huawei SDKs' STS
+    /// endpoint of --region, if it has one).
+    #[arg(long, env = "HUAWEICLOUD_SDK_STS_ENDPOINT", value_parser = sdk_endpoint_arg)]
+    pub sts_endpoint: Option<url::Url>,
     /// PEM file of CAs trusted for the endpoint's TLS.
     #[arg(long)]
     pub ca_bundle: Option<PathBuf>,
@@ -354,6 +374,8 @@ async fn controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         instance: std::env::var("POD_NAME").ok(),
         // Flags win over the SDK environment variables.
         region_endpoints: sdk_region_endpoints().into_iter().chain(args.pca_endpoints).collect(),
+        iam_endpoint: args.iam_endpoint,
+        sts_endpoint: args.sts_endpoint,
         extra_ca_bundle: match &args.ca_bundle {
             Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --ca-bundle {}", p.display()))?),
             None => None,
@@ -412,18 +434,20 @@ fn client_for(target: &PcaTarget) -> anyhow::Result<PcaClient> {
     let sk = env_secret("HUAWEICLOUD_SDK_SK").context("set HUAWEICLOUD_SDK_SK to the secret access key")?;
     let token = env_secret("HUAWEICLOUD_SDK_SECURITY_TOKEN").map(SecretString::from);
     let credentials = Credentials::with_token(ak, &SecretString::from(sk), token);
-    let (endpoint, iam) = match (&target.endpoint, &target.region) {
-        (Some(e), _) => {
-            let e = parse_endpoint(e)?;
-            (e.clone(), e)
-        }
+    let endpoint = match (&target.endpoint, &target.region) {
+        (Some(e), _) => parse_endpoint(e)?,
         (None, Some(r)) => match sdk_region_endpoints().into_iter().find(|(region, _)| region == r) {
-            Some((_, url)) => (url.clone(), url),
-            None => (pca_endpoint(r)?, iam_endpoint(r)?),
+            Some((_, url)) => url,
+            None => pca_endpoint(r)?,
         },
         (None, None) => bail!("set --region (e.g. ap-southeast-3) or --endpoint"),
     };
+    // As in the SDKs, IAM and STS follow the region (or their own overrides), never the PCA
+    // endpoint.
+    let region = target.region.as_deref().unwrap_or_default();
+    let iam = resolve_iam(None, target.iam_endpoint.as_ref(), region)?;
     let mut config = ClientConfig::new(endpoint, iam);
+    config.sts_endpoint = resolve_sts(target.sts_endpoint.as_ref(), region);
     config.domain_id = env_secret("HUAWEICLOUD_SDK_DOMAIN_ID");
     config.request_timeout = target.timeout;
     if let Some(path) = &target.ca_bundle {
@@ -439,7 +463,9 @@ fn client_for(target: &PcaTarget) -> anyhow::Result<PcaClient> {
 
 /// Adds what to do about an error to its message.
 fn hint(e: PcaError, target: &PcaTarget) -> anyhow::Error {
-    let advice = if e.is_credentials() {
+    let advice = if matches!(e, PcaError::DomainUnknown(_)) {
+        "set HUAWEICLOUD_SDK_DOMAIN_ID to the account id, or point --iam-endpoint / --sts-endpoint at services that can tell it"
+    } else if e.is_credentials() {
         "check HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK (and the account's PCA permissions), and that this machine's clock is right"
     } else if e.is_not_found() {
         "check --urn (the CA id) and --region: the CA does not exist there"
@@ -448,7 +474,11 @@ fn hint(e: PcaError, target: &PcaTarget) -> anyhow::Error {
     } else {
         "see the PCA error code in the README's troubleshooting table"
     };
-    anyhow::anyhow!("{e}\nhint: {advice} (CA {})", target.urn)
+    let decode = e
+        .authorization_message()
+        .map(|m| format!("\nencoded authorization message (decode it with IAM): {m}"))
+        .unwrap_or_default();
+    anyhow::anyhow!("{e}{decode}\nhint: {advice} (CA {})", target.urn)
 }
 
 async fn pca(cmd: PcaCommand) -> anyhow::Result<ExitCode> {
@@ -462,33 +492,45 @@ async fn describe_ca(target: &PcaTarget) -> anyhow::Result<ExitCode> {
     let client = client_for(target)?;
     let domain = client.domain_id().await.map_err(|e| hint(e, target))?.to_owned();
     let ca = client.show_ca(&target.urn).await.map_err(|e| hint(e, target))?;
-    let ms = |v: Option<i64>| {
-        v.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-            .map(crate::controller::rfc3339)
-            .unwrap_or_else(|| "-".into())
-    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let ms = |v: Option<i64>| v.map_or_else(|| "-".into(), crate::controller::rfc3339_ms);
+    let text = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("endpoint:       {}", client.endpoint());
+    println!("IAM endpoint:   {}", client.iam_endpoint());
     println!("account:        {domain}");
-    println!("CA id:          {}", ca.ca_id);
+    println!("CA id:          {}", text(ca.ca_id.clone()));
     println!("subject:        {}", ca.distinguished_name.display());
     println!("type:           {}", ca.ca_type);
     println!("status:         {}", ca.status);
-    println!("key algorithm:  {}", ca.key_algorithm.as_deref().unwrap_or("-"));
     println!(
-        "path length:    {}",
-        ca.path_length.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+        "generated by:   {}",
+        text(ca.gen_mode.as_ref().map(ToString::to_string))
     );
+    println!("freeze flag:    {}", text(ca.freeze_flag.map(|f| f.to_string())));
+    println!("key algorithm:  {}", text(ca.key_algorithm.clone()));
+    println!("signature:      {}", text(ca.signature_algorithm.clone()));
+    println!("path length:    {}", text(ca.path_length.map(|p| p.to_string())));
     println!("valid:          {} .. {}", ms(ca.not_before), ms(ca.not_after));
     if let Some(na) = ca.not_after {
-        let days = (na - jiff::Timestamp::now().as_millisecond()) / 86_400_000;
-        println!("remaining:      {days} days");
+        println!("remaining:      {} days", (na - now) / 86_400_000);
     }
-    if ca.is_active() {
-        println!("result:         OK, this CA can issue");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("result:         cannot issue: only an ACTIVED CA can (enable it in the CCM console)");
-        Ok(ExitCode::FAILURE)
+    // Informative only: a quota answer we cannot read does not change the verdict.
+    match client.certificate_quota().await {
+        Ok(q) => match q.of("CERTIFICATE") {
+            Some((used, quota)) => println!("certificates:   {used} of {quota} used"),
+            None => println!("certificates:   quota not reported"),
+        },
+        Err(e) => println!("certificates:   quota unknown ({})", e.reason()),
+    }
+    match signing_blocker(&ca, &target.urn, now) {
+        None => {
+            println!("result:         OK, this CA can issue");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((reason, message)) => {
+            println!("result:         cannot issue ({reason}): {message}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
@@ -498,8 +540,8 @@ async fn sign(args: &SignArgs) -> anyhow::Result<ExitCode> {
     let csr = parse_csr(&raw).with_context(|| format!("{} is not a usable CSR", args.csr.display()))?;
     let client = client_for(target)?;
     let ca = client.show_ca(&target.urn).await.map_err(|e| hint(e, target))?;
-    if !ca.is_active() {
-        bail!("CA {} is {}; only an ACTIVED CA can issue", target.urn, ca.status);
+    if let Some((reason, message)) = signing_blocker(&ca, &target.urn, jiff::Timestamp::now().as_millisecond()) {
+        bail!("cannot issue ({reason}): {message}");
     }
     let now = jiff::Timestamp::now().as_second();
     let (validity, note) =

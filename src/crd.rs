@@ -9,8 +9,6 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::pca::endpoint::KNOWN_REGIONS;
-
 /// API group of our kinds.
 pub const GROUP: &str = "ccm-issuer.ccm.com";
 /// Version of our kinds.
@@ -26,8 +24,11 @@ pub const DEFAULT_SK_KEY: &str = "sk";
 /// Default Secret key holding a security token (temporary credentials), if present.
 pub const DEFAULT_TOKEN_KEY: &str = "securityToken";
 
-const REGION_RULE: &str = "has(self.endpoint) || self.region in ['cn-north-4', 'ap-southeast-3', \
-     'sa-brazil-1', 'eu-west-101', 'ru-moscow-1', 'my-kualalumpur-1', 'ae-ad-1']";
+/// A well-formed Huawei Cloud region id (`xx-name-N`), the shape `pca::endpoint::is_region_shaped`
+/// checks. Any such id is accepted: whether the controller knows a PCA endpoint for it depends on
+/// its `--pca-endpoint` flags, so an unknown region is reported on the issuer's Ready condition
+/// (`UnknownRegion`), not refused here.
+const REGION_PATTERN: &str = r"^[a-z]{2,}(-[a-z0-9]+)+$";
 
 /// Desired state of a CCMIssuer: which Huawei Cloud PCA CA signs, and with which credentials.
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -47,9 +48,6 @@ const REGION_RULE: &str = "has(self.endpoint) || self.region in ['cn-north-4', '
     printcolumn = r#"{"name":"CA Not After","type":"string","jsonPath":".status.ca.notAfter","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new(REGION_RULE).message(
-    "spec.region must be a known CCM region (cn-north-4, ap-southeast-3, sa-brazil-1, eu-west-101, ru-moscow-1, my-kualalumpur-1, ae-ad-1) unless spec.endpoint is set"
-))]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerSpec {
     /// Id of the PCA certificate authority that signs, a UUID such as
@@ -57,16 +55,19 @@ pub struct IssuerSpec {
     #[schemars(regex(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"))]
     pub urn: String,
 
-    /// Huawei Cloud region of the PCA endpoint, e.g. `ap-southeast-3` (international) or
-    /// `cn-north-4` (China). Selects `https://ccm.{region}.myhuaweicloud.com` unless `endpoint` is set.
-    #[schemars(length(min = 1, max = 64))]
+    /// Huawei Cloud region id, e.g. `ap-southeast-3` (international) or `cn-north-4` (China).
+    /// Selects the PCA endpoint from the built-in table (the Huawei SDKs' CCM regions and
+    /// `ae-ad-1`) unless `endpoint` is set or the controller has `--pca-endpoint` for it, and the
+    /// IAM endpoint from the SDKs' IAM table (else `https://iam.myhuaweicloud.com`).
+    #[schemars(length(min = 1, max = 64), regex(pattern = REGION_PATTERN))]
     pub region: String,
 
     /// Secret holding the AK/SK (and optionally a security token) used to sign PCA API calls.
     pub secret_ref: SecretRef,
 
     /// Huawei Cloud account (domain) id, sent as `X-Domain-Id`. When omitted, it is discovered
-    /// once through IAM (`GET /v3/auth/domains`) with the same credentials.
+    /// once with the same credentials, as the Huawei SDKs do: IAM `GET /v3/auth/domains`, and if
+    /// IAM lists none, STS `GET /v5/caller-identity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub domain_id: Option<String>,
@@ -79,8 +80,10 @@ pub struct IssuerSpec {
     #[schemars(regex(pattern = r"^https?://[^\s/?#]+/?$"))]
     pub endpoint: Option<String>,
 
-    /// Override of the IAM endpoint used for account-id discovery. Defaults to `endpoint` when
-    /// that is set, else `https://iam.{region}.myhuaweicloud.com`.
+    /// Override of the IAM endpoint used for account-id discovery. Defaults to the controller's
+    /// `--iam-endpoint` (`HUAWEICLOUD_SDK_IAM_ENDPOINT`), else the Huawei SDKs' IAM endpoint of
+    /// the region, else `https://iam.myhuaweicloud.com`. Never derived from `endpoint`: a CCM host
+    /// serves no IAM API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^\s/?#]+/?$"))]
     pub iam_endpoint: Option<String>,
@@ -274,11 +277,6 @@ pub(crate) fn test_spec(secret_namespace: Option<&str>) -> IssuerSpec {
     }
 }
 
-/// Known regions, for docs and error messages.
-pub fn known_regions() -> Vec<&'static str> {
-    KNOWN_REGIONS.iter().map(|(r, _)| *r).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -356,8 +354,7 @@ spec:
             );
         }
         assert!(spec["properties"]["urn"]["pattern"].is_string());
-        let rules = spec["x-kubernetes-validations"].to_string();
-        assert!(rules.contains("has(self.endpoint)"), "{rules}");
+        assert_eq!(spec["properties"]["region"]["pattern"], REGION_PATTERN);
         let columns: Vec<String> = json["spec"]["versions"][0]["additionalPrinterColumns"]
             .as_array()
             .unwrap()
@@ -370,12 +367,29 @@ spec:
     }
 
     #[test]
-    fn region_rule_lists_the_known_regions() {
-        for region in known_regions() {
-            assert!(
-                REGION_RULE.contains(&format!("'{region}'")),
-                "{region} missing from the CEL rule"
+    fn region_pattern_accepts_every_well_formed_region_and_only_those() {
+        let pattern = regex::Regex::new(REGION_PATTERN).unwrap();
+        let samples = [
+            "la-north-2",
+            "mars-north-1",
+            "cn-north-4",
+            "x-y",
+            "CN-NORTH-4",
+            "cn_north_4",
+            "cn-",
+            "c-north-1",
+            "",
+            "cn-north-4.evil.com",
+        ];
+        for region in crate::pca::endpoint::known_region_names().chain(samples) {
+            assert_eq!(
+                pattern.is_match(region),
+                crate::pca::endpoint::is_region_shaped(region),
+                "{region:?}: the schema and the controller disagree"
             );
+        }
+        for region in crate::pca::endpoint::known_region_names() {
+            assert!(pattern.is_match(region), "{region}");
         }
     }
 

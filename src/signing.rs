@@ -9,7 +9,7 @@ use crate::{
         PcaClient, PcaError,
         types::{CertificateType, ExportedPem, IssueFromCsr, Validity},
     },
-    pki::{CERT_PEM_TAG, Chain, CsrInfo, Expectation, IssuedFacts, PkiError, check_certificate, pem::parse_blocks},
+    pki::{CERT_PEM_TAG, Chain, CsrInfo, Expectation, IssuedFacts, PkiError, check_certificate, pem::first_block},
 };
 
 /// What kind of certificate is issued; decides the issue type and the export endpoint.
@@ -144,23 +144,14 @@ pub async fn verify_exported(
         id: id.to_owned(),
         source,
     };
-    let certificate = exported.certificate.unwrap_or_default();
-    let chain_pem = exported.certificate_chain.unwrap_or_default();
+    let certificate = exported.certificate;
+    let chain_pem = exported.certificate_chain;
     // Signature checks are CPU work proportional to what the PCA sent: off the async workers,
     // so a hostile answer cannot stall lease renewal or the health endpoints.
-    let chain = tokio::task::spawn_blocking(move || {
-        let chain = crate::pki::normalize_chain([certificate.as_bytes(), chain_pem.as_bytes()])?;
-        let exported_leaf = first_certificate(certificate.as_bytes());
-        if exported_leaf.as_deref() != Some(chain.leaf_der()) {
-            return Err(PkiError::Mismatch(
-                "the exported chain contains a certificate issued by the exported certificate".into(),
-            ));
-        }
-        Ok(chain)
-    })
-    .await
-    .map_err(|e| mismatch(PkiError::Mismatch(format!("chain verification did not finish: {e}"))))?
-    .map_err(mismatch)?;
+    let chain = tokio::task::spawn_blocking(move || crate::pki::normalize_export(&certificate, &chain_pem))
+        .await
+        .map_err(|e| mismatch(PkiError::Mismatch(format!("chain verification did not finish: {e}"))))?
+        .map_err(mismatch)?;
     let now = jiff::Timestamp::now().as_second();
     let facts = crate::pki::verify_issued(&chain, &request.expectation(now)).map_err(mismatch)?;
     Ok(Verified { chain, facts })
@@ -170,15 +161,7 @@ pub async fn verify_exported(
 /// attempt whose answer was lost). Only the exported certificate itself is checked.
 pub async fn exported_matches(client: &PcaClient, id: &str, request: &SignRequest<'_>) -> Result<bool, PcaError> {
     let exported = export(client, id, request.kind).await?;
-    let der = exported
-        .certificate
-        .as_deref()
-        .and_then(|pem| first_certificate(pem.as_bytes()));
+    let der = first_block(exported.certificate.as_bytes(), CERT_PEM_TAG).ok();
     let now = jiff::Timestamp::now().as_second();
     Ok(der.is_some_and(|der| check_certificate(&der, &request.expectation(now)).is_ok()))
-}
-
-/// The first certificate of a PEM text, if it has one.
-fn first_certificate(pem: &[u8]) -> Option<Vec<u8>> {
-    parse_blocks(pem, CERT_PEM_TAG).ok()?.into_iter().next()
 }

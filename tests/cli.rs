@@ -35,20 +35,29 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    /// Runs `ccm-issuer pca <args>` off the async runtime (the mock serves on it meanwhile).
-    async fn pca(&self, sk: &str, args: &[&str]) -> Output {
+    /// `ccm-issuer pca <args>` against the mock for CA `urn`, IAM included, with the SDK's
+    /// variables cleared.
+    fn command(&self, urn: &str, sk: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccm-issuer"));
         cmd.arg("pca")
             .args(args)
-            .args(["--urn", CA, "--endpoint", &self.mock.url, "--ca-bundle"])
+            .args(["--urn", urn, "--endpoint", &self.mock.url, "--ca-bundle"])
             .arg(self.dir.path().join("mock-ca.pem"))
             .env("HUAWEICLOUD_SDK_AK", AK)
             .env("HUAWEICLOUD_SDK_SK", sk)
             .env_remove("HUAWEICLOUD_SDK_DOMAIN_ID")
+            .env_remove("HUAWEICLOUD_SDK_IAM_ENDPOINT")
+            .env_remove("HUAWEICLOUD_SDK_STS_ENDPOINT")
             .env_remove("HTTPS_PROXY");
-        tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap()
+        cmd
+    }
+
+    /// Runs `ccm-issuer pca <args>` off the async runtime (the mock serves on it meanwhile), with
+    /// IAM at the mock too.
+    async fn pca(&self, sk: &str, args: &[&str]) -> Output {
+        let mut cmd = self.command(CA, sk, args);
+        cmd.args(["--iam-endpoint", &self.mock.url]);
+        run(cmd).await
     }
 
     fn csr(&self, name: &str, keyspec: &[&str]) -> String {
@@ -74,6 +83,12 @@ impl Fixture {
         assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
         csr.display().to_string()
     }
+}
+
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -199,4 +214,120 @@ async fn sign_refuses_bad_input_before_calling_the_pca() {
         .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).1.contains("set HUAWEICLOUD_SDK_AK"), "{}", text(&out).1);
+}
+
+/// Every numeric controller flag is checked before anything starts: a clear message naming
+/// the flag and the allowed range, exit status 2, never a panic.
+#[test]
+fn controller_flags_out_of_range_are_refused_with_a_message() {
+    for (flag, value, says) in [
+        ("--pca-qps", "NaN", "finite number"),
+        ("--pca-qps", "inf", "finite number"),
+        ("--pca-qps", "-1", "finite number"),
+        ("--pca-burst", "0", "from 1"),
+        ("--max-concurrent-reconciles", "0", "from 1"),
+        ("--max-concurrent-per-issuer", "70000", "not a whole number"),
+        ("--pca-timeout", "0s", "outside the allowed range"),
+        ("--max-retry-duration", "800h", "outside the allowed range"),
+        ("--issuer-recheck-interval", "1s", "outside the allowed range"),
+        ("--leader-election-lease-duration", "1s", "outside the allowed range"),
+        ("--namespaced-issuer-endpoint", "ftp://x", "http(s) URL"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ccm-issuer"))
+            .args(["controller", "--kubeconfig", "/nonexistent", &format!("{flag}={value}")])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}={value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(says),
+            "{flag}={value}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_ca_asks_iam_where_told_never_at_the_pca_endpoint() {
+    let f = fixture().await;
+    // A second mock with the same credentials plays IAM; trust both mocks' TLS CAs.
+    let iam = Embedded::start(EmbeddedOptions {
+        credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().unwrap()],
+        tls: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let both = format!(
+        "{}{}",
+        f.mock.tls_ca_pem.as_deref().unwrap(),
+        iam.tls_ca_pem.as_deref().unwrap()
+    );
+    std::fs::write(f.dir.path().join("mock-ca.pem"), both).unwrap();
+    let iam_calls = |m: &Embedded| {
+        m.stats()
+            .operations
+            .get("KeystoneListAuthDomains")
+            .map(|o| o.total)
+            .unwrap_or(0)
+    };
+
+    let mut flag = f.command(CA, SK, &["describe-ca"]);
+    flag.args(["--iam-endpoint", &iam.url]);
+    let out = run(flag).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("IAM endpoint:   {}", iam.url)), "{stdout}");
+    assert!(stdout.contains(&format!("account:        {DOMAIN}")), "{stdout}");
+
+    // The Huawei SDK's variable, without the flag; a value without scheme means https.
+    let mut env = f.command(CA, SK, &["describe-ca"]);
+    env.env("HUAWEICLOUD_SDK_IAM_ENDPOINT", iam.url.trim_start_matches("https://"));
+    let out = run(env).await;
+    assert!(out.status.success(), "{}{}", text(&out).0, text(&out).1);
+
+    assert_eq!(iam_calls(&iam), 2, "each run discovered the account at the IAM mock");
+    assert_eq!(iam_calls(&f.mock), 0, "the PCA endpoint was never asked for IAM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_ca_and_sign_refuse_a_ca_whose_key_is_not_in_the_pca() {
+    let f = fixture().await;
+    // `pca sign --ca` makes a subordinate CA from a CSR: gen_mode CSR, key on our side.
+    let csr = f.csr(
+        "sub-from-csr",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let out = f.pca(SK, &["sign", "--csr", &csr, "--ca", "--path-length", "0"]).await;
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("issued certificate id "))
+        .expect("the id is printed")
+        .trim()
+        .to_owned();
+
+    let mut describe = f.command(&id, SK, &["describe-ca"]);
+    describe.args(["--iam-endpoint", &f.mock.url]);
+    let out = run(describe).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("generated by:   CSR"), "{stdout}");
+    assert!(
+        stdout.contains("cannot issue (CAKeyNotInPCA)") && stdout.contains("gen_mode CSR"),
+        "{stdout}"
+    );
+
+    let leaf = f.csr(
+        "leaf-of-csr-ca",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let issued_before = f.mock.stats().issued.total;
+    let mut sign = f.command(&id, SK, &["sign", "--csr", &leaf]);
+    sign.args(["--iam-endpoint", &f.mock.url]);
+    let out = run(sign).await;
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("CAKeyNotInPCA"), "{}", text(&out).1);
+    assert_eq!(f.mock.stats().issued.total, issued_before, "no issue call");
 }

@@ -20,9 +20,8 @@ use ccm_issuer::{
 };
 use ccm_mock_pca::faults::FaultPlan;
 use kube::{Api, ResourceExt, api::DeleteParams};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use x509_parser::prelude::FromDer;
 
 fn main() -> std::process::ExitCode {
@@ -76,7 +75,7 @@ fn crd_validation(stack: &Stack) -> Result<()> {
         let issuer = |spec: &str| format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: v}}\nspec: {spec}\n");
         let refused = [
             ("{urn: not-a-uuid, region: cn-north-4, secretRef: {name: s}}", "spec.urn"),
-            (&format!("{{urn: \"{SEED_URN}\", region: mars-north-1, secretRef: {{name: s}}}}") as &str, "spec.region must be a known CCM region"),
+            (&format!("{{urn: \"{SEED_URN}\", region: Mars_North, secretRef: {{name: s}}}}") as &str, "spec.region"),
             (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4}}"), "secretRef"),
             (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: s}}, pathLength: 9}}"), "pathLength"),
             (&format!("{{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: s}}, endpoint: \"ftp://x\"}}"), "endpoint"),
@@ -86,10 +85,17 @@ fn crd_validation(stack: &Stack) -> Result<()> {
             let text = format!("{err:#}");
             ensure!(text.contains(field), "the refusal of {spec} names {field}: {text}");
         }
-        // Any region id is fine with an explicit endpoint.
+        // Any well-formed region id is fine with an explicit endpoint.
         stack
             .apply_in(ns, &issuer(&format!("{{urn: \"{SEED_URN}\", region: mars-north-1, endpoint: \"https://ccm.example.com\", secretRef: {{name: s}}}}")))
             .await?;
+        // And without one: the schema accepts it (the controller may have --pca-endpoint for
+        // it); this controller has none, so the issuer says so.
+        stack.credentials_secret(ns, "s", SK).await?;
+        let unknown = issuer(&format!("{{urn: \"{SEED_URN}\", region: mars-north-1, secretRef: {{name: s}}}}")).replace("name: v}", "name: unknown-region}");
+        stack.apply_in(ns, &unknown).await?;
+        let (status, message) = issuer_condition(stack, ns, "unknown-region", "UnknownRegion").await?;
+        ensure!(status == "False" && message.contains("--pca-endpoint mars-north-1=URL"), "says how to fix it: {message}");
         Ok(())
     })
 }
@@ -154,14 +160,6 @@ fn seed_mesh_ca(stack: &Stack) -> Result<()> {
     })
 }
 
-fn certs_of(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
-    Ok(CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>()?)
-}
-
-fn key_of(pem: &str) -> Result<PrivateKeyDer<'static>> {
-    Ok(PrivateKeyDer::from_pem_slice(pem.as_bytes())?)
-}
-
 /// A TLS handshake (mutual when `client` is given) over loopback; both sides must succeed.
 async fn mtls(
     server_chain: &str,
@@ -184,67 +182,13 @@ async fn mtls(
         Some((chain, key)) => builder.with_client_auth_cert(certs_of(chain)?, key_of(key)?)?,
         None => builder.with_no_client_auth(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
-    let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await?;
-        let mut tls = acceptor.accept(tcp).await?;
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await?;
-        tls.write_all(b"pong").await?;
-        tls.shutdown().await?;
-        anyhow::Ok(())
-    });
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let client_side = async {
-        let mut tls = connector.connect(ServerName::try_from(name.to_owned())?, tcp).await?;
-        tls.write_all(b"ping").await?;
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await?;
-        ensure!(&buf == b"pong", "unexpected reply");
-        anyhow::Ok(())
-    };
-    let client_result = tokio::time::timeout(Duration::from_secs(10), client_side).await;
-    let server_result = tokio::time::timeout(Duration::from_secs(10), server).await;
-    client_result.context("client timed out")??;
-    server_result.context("server timed out")???;
-    Ok(())
+    tls_ping_pong(server_cfg, client_cfg, ServerName::try_from(name.to_owned())?, |_| {
+        Ok(())
+    })
+    .await
 }
 
 // --- Scenario 2: the talk's second practice, signed by the PCA ----------------------------
-
-/// Serves HTTPS with the Secret's certificate until the returned sender is dropped.
-async fn https_server(chain: &str, key: &str) -> Result<(u16, tokio::sync::oneshot::Sender<()>)> {
-    let cfg = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs_of(chain)?, key_of(key)?)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = &mut stopped => return,
-                Ok((tcp, _)) = listener.accept() => {
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        if let Ok(mut tls) = acceptor.accept(tcp).await {
-                            let mut buf = [0u8; 1024];
-                            let _ = tls.read(&mut buf).await;
-                            let body = "hello from the ingress gateway\n";
-                            let _ = tls.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes()).await;
-                            let _ = tls.shutdown().await;
-                        }
-                    });
-                }
-            }
-        }
-    });
-    Ok((port, stop))
-}
 
 fn seed_ingress(stack: &Stack) -> Result<()> {
     stack.rt.block_on(async {
@@ -262,7 +206,7 @@ fn seed_ingress(stack: &Stack) -> Result<()> {
         let key = secret_text(&client, ns, "ingress-server-crt", "tls.key").await?;
         let ca = secret_text(&client, ns, "ingress-server-crt", "ca.crt").await?;
         let dir = write_files(stack, "ingress", &[("ca.crt", &ca)])?;
-        let (port, _stop) = https_server(&crt, &key).await?;
+        let (port, server) = ccm_e2e::https_server(&crt, &key, "hello from the ingress gateway\n").await?;
         let curl = |host: &'static str| {
             let cacert = p(&dir, "ca.crt");
             tokio::task::spawn_blocking(move || {
@@ -294,6 +238,7 @@ fn seed_ingress(stack: &Stack) -> Result<()> {
             err.contains("other-host.com") || err.contains("subject"),
             "curl said: {err}"
         );
+        server.abort();
         Ok(())
     })
 }

@@ -477,6 +477,17 @@ fn check_rendered(docs: &[Value], values: &Value) -> Result<()> {
         .filter(|r| r["rules"][0]["resources"] == json!(["leases"]))
         .collect();
     ensure!(lease_roles.len() == usize::from(le), "a Lease Role iff leader election");
+    let leases = of_kind(docs, "Lease");
+    ensure!(
+        leases.len() == usize::from(le),
+        "the Lease is part of the release iff leader election"
+    );
+    for l in &leases {
+        ensure!(
+            l["metadata"]["namespace"] == NAMESPACE && l["spec"].as_object().is_some_and(|s| s.is_empty()),
+            "the Lease: release namespace, no holder set by the chart: {l}"
+        );
+    }
     for r in &lease_roles {
         ensure!(
             r["metadata"]["namespace"] == NAMESPACE,
@@ -1124,6 +1135,8 @@ fn leader_election(stack: &Stack) -> Result<()> {
             .arg(&kubeconfig)
             .args(["--pca-endpoint", &format!("cn-north-4={}", stack.mock_url)])
             .args(["--pca-endpoint", &format!("ap-southeast-3={}", stack.mock_url)])
+            // IAM is not moved by --pca-endpoint (as in the Huawei SDKs): point it at the mock too.
+            .args(["--iam-endpoint", &stack.mock_url])
             .arg("--ca-bundle")
             .arg(&stack.mock_ca_file)
             .env("POD_NAMESPACE", NAMESPACE)
@@ -1150,7 +1163,7 @@ fn leader_election(stack: &Stack) -> Result<()> {
                 .await?;
             certificate_ready(&admin, "team-a", "after-election").await?;
             let controller = sa_user(NAMESPACE, &sa);
-            for (verb, name, want) in [("get", Some(lease_name), true), ("update", Some(lease_name), true), ("patch", Some(lease_name), false), ("create", None, true), ("get", Some("someone-elses-lease"), false), ("delete", Some(lease_name), false), ("list", None, false)] {
+            for (verb, name, want) in [("get", Some(lease_name), true), ("patch", Some(lease_name), true), ("update", Some(lease_name), false), ("create", None, true), ("get", Some("someone-elses-lease"), false), ("delete", Some(lease_name), false), ("list", None, false)] {
                 let got = may(&admin, &controller, verb, "coordination.k8s.io", "leases", Some(NAMESPACE), name).await?;
                 ensure!(got == want, "lease {verb} {name:?}: expected {want}, got {got}");
             }

@@ -144,7 +144,7 @@ fn adaptive_rate(stack: &Stack) -> Result<()> {
             .credentials_secret(CLUSTER_RESOURCE_NAMESPACE, "throttled-secret", SK)
             .await?;
         stack
-            .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: throttled}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{}\", caBundle: \"{ca}\", secretRef: {{name: throttled-secret}}}}\n", throttled.url))
+            .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: throttled}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{url}\", iamEndpoint: \"{url}\", caBundle: \"{ca}\", secretRef: {{name: throttled-secret}}}}\n", url = throttled.url))
             .await?;
         let ns = "throttled";
         stack.cp.create_namespace(ns).await?;

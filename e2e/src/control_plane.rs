@@ -15,6 +15,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+use crate::node::{Node, NodeOptions, NodePki, NodePlan};
 use crate::process::{ManagedProcess, ProcessInner, Spawner};
 use crate::tools::Tools;
 use crate::yaml;
@@ -108,6 +109,9 @@ pub struct ControlPlaneOptions {
     pub extra_crd_files: Vec<PathBuf>,
     /// Binaries to use; `None` means [`Tools::discover`].
     pub tools: Option<Tools>,
+    /// Also run a real node (see [`crate::node`]): kube-controller-manager, kube-scheduler,
+    /// containerd and a kubelet. Needs [`crate::sandbox::enter`] at the start of `main`.
+    pub node: Option<NodeOptions>,
 }
 
 impl Default for ControlPlaneOptions {
@@ -117,6 +121,7 @@ impl Default for ControlPlaneOptions {
             cert_manager: Some(CertManagerOptions::default()),
             extra_crd_files: Vec::new(),
             tools: None,
+            node: None,
         }
     }
 }
@@ -163,6 +168,7 @@ pub struct ControlPlane {
     admin_token: String,
     kubeconfig: PathBuf,
     cert_manager: Option<ManagedProcess>,
+    node: Option<Node>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -179,7 +185,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     use rand::RngCore as _;
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
@@ -190,7 +196,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Picks `n` distinct free TCP ports on 127.0.0.1 (all listeners are held until all are chosen).
-fn free_ports(n: usize) -> Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>> {
     let listeners = (0..n)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
         .collect::<std::io::Result<Vec<_>>>()
@@ -198,7 +204,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
     listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
-fn log(msg: impl std::fmt::Display) {
+pub(crate) fn log(msg: impl std::fmt::Display) {
     eprintln!("[ccm-e2e] {msg}");
 }
 
@@ -235,9 +241,21 @@ impl ControlPlane {
             .context("creating the control plane work directory")?;
         let wd = workdir.path().to_path_buf();
         std::fs::create_dir_all(wd.join("logs"))?;
-        let pki = crate::pki::generate(&wd.join("pki"))?;
+        let node_plan = opts.node.as_ref().map(|_| NodePlan::prepare()).transpose()?;
+        let extra_ips = if node_plan.is_some() {
+            NodePlan::serving_ips()
+        } else {
+            Vec::new()
+        };
+        let pki = crate::pki::generate(&wd.join("pki"), &extra_ips)?;
         let ports = free_ports(3)?;
-        let (etcd_port, etcd_peer_port, api_port) = (ports[0], ports[1], ports[2]);
+        let (etcd_port, etcd_peer_port) = (ports[0], ports[1]);
+        // With a node, the port the `kubernetes` Service announces (see crate::node).
+        let api_port = if node_plan.is_some() {
+            crate::node::APISERVER_PORT
+        } else {
+            ports[2]
+        };
         let admin_token = random_hex(24);
 
         let mut cp = ControlPlane {
@@ -256,9 +274,10 @@ impl ControlPlane {
             admin_token,
             kubeconfig: wd.join("kubeconfig"),
             cert_manager: None,
+            node: None,
         };
         log(format!("work dir {} (set CCM_E2E_KEEP=1 to keep it)", wd.display()));
-        match cp.bring_up(&opts, &pki, etcd_peer_port).await {
+        match cp.bring_up(&opts, &pki, etcd_peer_port, node_plan.as_ref()).await {
             Ok(()) => {
                 log(format!(
                     "control plane up in {:.1}s: {}",
@@ -276,17 +295,42 @@ impl ControlPlane {
         }
     }
 
-    async fn bring_up(&mut self, opts: &ControlPlaneOptions, pki: &crate::pki::Pki, etcd_peer_port: u16) -> Result<()> {
+    /// Starts each component in order, each waiting until the previous one answers.
+    async fn bring_up(
+        &mut self,
+        opts: &ControlPlaneOptions,
+        pki: &crate::pki::Pki,
+        etcd_peer_port: u16,
+        node_plan: Option<&NodePlan>,
+    ) -> Result<()> {
         let http = self.http_client()?;
-        let wd = self.workdir.clone();
+        self.start_etcd(&http, etcd_peer_port).await?;
+        let client = self.start_apiserver(&http, opts, pki, node_plan).await?;
+        self.install_crd_set(&client, opts).await?;
+        if let Some(cm) = &opts.cert_manager {
+            self.start_cert_manager(cm).await?;
+        }
+        if let (Some(plan), Some(node)) = (node_plan, &opts.node) {
+            let node_pki = NodePki {
+                ca_cert: &pki.ca_cert,
+                sa_key: &pki.sa_key,
+            };
+            self.node = Some(Node::start(self, plan, &node_pki, node).await?);
+        }
+        Ok(())
+    }
 
-        // --- etcd ---
+    fn etcd_client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.etcd_port)
+    }
+
+    async fn start_etcd(&mut self, http: &reqwest::Client, peer_port: u16) -> Result<()> {
         let t = Instant::now();
-        let client_url = format!("http://127.0.0.1:{}", self.etcd_port);
-        let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
+        let client_url = self.etcd_client_url();
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
         let mut cmd = Command::new(self.tools.etcd());
         cmd.arg("--name=e2e")
-            .arg(format!("--data-dir={}", wd.join("etcd").display()))
+            .arg(format!("--data-dir={}", self.workdir.join("etcd").display()))
             .arg(format!("--listen-client-urls={client_url}"))
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
@@ -307,9 +351,11 @@ impl ControlPlane {
             t.elapsed().as_secs_f64(),
             etcd.pid()
         ));
+        Ok(())
+    }
 
-        // --- kube-apiserver ---
-        let t = Instant::now();
+    /// The static token file: the admin, the test's own identities and the node's.
+    fn write_token_file(&self, opts: &ControlPlaneOptions, node_plan: Option<&NodePlan>) -> Result<PathBuf> {
         let mut tokens = format!("{},admin,admin,\"system:masters\"\n", self.admin_token);
         for tok in &opts.tokens {
             let _ = writeln!(
@@ -321,23 +367,43 @@ impl ControlPlane {
                 tok.groups.join(",")
             );
         }
-        let token_file = wd.join("tokens.csv");
+        if let Some(plan) = node_plan {
+            tokens.push_str(&plan.token_line());
+        }
+        let token_file = self.workdir.join("tokens.csv");
         std::fs::write(&token_file, tokens).context("writing tokens.csv")?;
+        Ok(token_file)
+    }
+
+    /// Starts kube-apiserver and returns an admin client once it serves the default namespace.
+    async fn start_apiserver(
+        &mut self,
+        http: &reqwest::Client,
+        opts: &ControlPlaneOptions,
+        pki: &crate::pki::Pki,
+        node_plan: Option<&NodePlan>,
+    ) -> Result<Client> {
+        let t = Instant::now();
+        let token_file = self.write_token_file(opts, node_plan)?;
         let mut cmd = Command::new(self.tools.kube_apiserver());
-        cmd.arg(format!("--etcd-servers={client_url}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--advertise-address=127.0.0.1")
+        cmd.arg(format!("--etcd-servers={}", self.etcd_client_url()));
+        match node_plan {
+            Some(_) => cmd.args(NodePlan::apiserver_args()),
+            None => cmd
+                .arg("--bind-address=127.0.0.1")
+                .arg("--authorization-mode=RBAC")
+                .arg("--disable-admission-plugins=ServiceAccount")
+                .arg("--service-cluster-ip-range=10.0.0.0/24"),
+        };
+        cmd.arg("--advertise-address=127.0.0.1")
             .arg(format!("--secure-port={}", self.api_port))
-            .arg(format!("--cert-dir={}", wd.join("apiserver-certs").display()))
+            .arg(format!("--cert-dir={}", self.workdir.join("apiserver-certs").display()))
             .arg(format!("--tls-cert-file={}", pki.serving_cert.display()))
             .arg(format!("--tls-private-key-file={}", pki.serving_key.display()))
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg(format!("--service-account-key-file={}", pki.sa_pub.display()))
             .arg(format!("--service-account-signing-key-file={}", pki.sa_key.display()))
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
             .arg(format!("--token-auth-file={}", token_file.display()))
-            .arg("--authorization-mode=RBAC")
-            .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--allow-privileged=true")
             .arg("--endpoint-reconciler-type=none")
             .arg("--profiling=false");
@@ -361,38 +427,41 @@ impl ControlPlane {
             apiserver.pid(),
             self.api_url()
         ));
+        Ok(client)
+    }
 
-        // --- CRDs ---
+    /// cert-manager's CRDs plus the test's own.
+    async fn install_crd_set(&self, client: &Client, opts: &ControlPlaneOptions) -> Result<()> {
         let t = Instant::now();
         let mut files = self.tools.cert_manager_crd_files()?;
         files.extend(opts.extra_crd_files.iter().cloned());
-        let n = install_crds(&client, &files).await?;
+        let n = install_crds(client, &files).await?;
         log(format!(
             "{n} CRDs established and served in {:.1}s",
             t.elapsed().as_secs_f64()
         ));
+        Ok(())
+    }
 
-        // --- cert-manager ---
-        if let Some(cm) = &opts.cert_manager {
-            let t = Instant::now();
-            let mut cmd = Command::new(self.tools.cert_manager_runner());
-            cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-                .arg(format!(
-                    "--cluster-resource-namespace={}",
-                    cm.cluster_resource_namespace
-                ))
-                .arg(format!("--controllers={}", cm.controllers.join(",")));
-            let proc = self.start_process(Role::Client, "cert-manager", cmd)?;
-            proc.wait_for_stdout_line(|l| l.trim() == "ready", CERT_MANAGER_TIMEOUT)
-                .await?;
-            log(format!(
-                "cert-manager ready in {:.1}s (pid {}, controllers: {})",
-                t.elapsed().as_secs_f64(),
-                proc.pid(),
-                cm.controllers.join(",")
-            ));
-            self.cert_manager = Some(proc);
-        }
+    async fn start_cert_manager(&mut self, cm: &CertManagerOptions) -> Result<()> {
+        let t = Instant::now();
+        let mut cmd = Command::new(self.tools.cert_manager_runner());
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg(format!(
+                "--cluster-resource-namespace={}",
+                cm.cluster_resource_namespace
+            ))
+            .arg(format!("--controllers={}", cm.controllers.join(",")));
+        let proc = self.start_process(Role::Client, "cert-manager", cmd)?;
+        proc.wait_for_stdout_line(|l| l.trim() == "ready", CERT_MANAGER_TIMEOUT)
+            .await?;
+        log(format!(
+            "cert-manager ready in {:.1}s (pid {}, controllers: {})",
+            t.elapsed().as_secs_f64(),
+            proc.pid(),
+            cm.controllers.join(",")
+        ));
+        self.cert_manager = Some(proc);
         Ok(())
     }
 
@@ -513,6 +582,13 @@ impl ControlPlane {
         &self.tools
     }
 
+    /// The node, if one runs.
+    pub(crate) fn node(&self) -> Result<&Node> {
+        self.node
+            .as_ref()
+            .context("this control plane runs no node (ControlPlaneOptions::node)")
+    }
+
     /// The cert-manager runner, if configured.
     pub fn cert_manager(&self) -> Option<&ManagedProcess> {
         self.cert_manager.as_ref()
@@ -590,6 +666,12 @@ impl ControlPlane {
         }
         state.shut_down = true;
         let t = Instant::now();
+        // The node's containers and shims first: they are not children of this process.
+        if let Some(node) = &self.node {
+            drop(state);
+            node.stop();
+            state = lock(&self.state);
+        }
         for role in [Role::Client, Role::ApiServer, Role::Etcd] {
             let group: Vec<_> = state
                 .procs

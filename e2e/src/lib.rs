@@ -22,23 +22,36 @@
 //! (including unwinding), and children carry `PR_SET_PDEATHSIG=SIGKILL`, so even a killed
 //! test process leaves no orphan behind (see [`process`]).
 //!
-//! Environment: `CCM_E2E_TOOLS` (tools key directory), `CCM_E2E_KEEP=1` (keep the work
-//! directory with logs, PKI and kubeconfigs after teardown).
+//! Environment: `CCM_E2E_TOOLS` (tools key directory), `CCM_E2E_ISTIO` (istiod key directory,
+//! see [`IstioTools`]), `CCM_E2E_KEEP=1` (keep the work directory with logs, PKI and
+//! kubeconfigs after teardown).
 //!
-//! Missing compared with a real cluster: no kube-controller-manager (no garbage collection,
-//! namespaces never finish deleting, no service-account tokens), no kubelet, no
-//! cert-manager webhook (no validation/identity mutation/approval check).
+//! Missing compared with a real cluster unless a [node](node) is asked for: no
+//! kube-controller-manager (no garbage collection, namespaces never finish deleting, no
+//! ServiceAccounts or token Secrets created for you; the TokenRequest API works), no
+//! scheduler, no kubelet (Secret volumes: [`SecretVolume`]). Always missing: the cert-manager
+//! webhook (no validation/identity mutation/approval check), kube-proxy and cluster DNS.
 
 mod control_plane;
+pub mod hostile;
+pub mod istiod;
+pub mod node;
 mod pki;
 pub mod process;
+pub mod sandbox;
+pub mod secret_volume;
 mod tools;
+pub mod waiting;
 mod yaml;
 
 pub use control_plane::{
     CERT_MANAGER_APPROVER, CertManagerOptions, ControlPlane, ControlPlaneOptions, DEFAULT_CERT_MANAGER_CONTROLLERS,
     FIELD_MANAGER, StaticToken,
 };
+pub use istiod::{Istiod, IstiodOptions, WorkloadCertificate};
+pub use node::NodeOptions;
 pub use process::{ManagedProcess, Signal};
-pub use tools::{TOOLS_ENV, Tools, build_script_path};
+pub use secret_volume::SecretVolume;
+pub use tools::{ISTIO_TOOLS_ENV, IstioTools, TOOLS_ENV, Tools, build_script_path};
+pub use waiting::{certificate_ready, certificates, condition, eventually, https_server};
 pub use yaml::documents as yaml_documents;

@@ -22,7 +22,8 @@ fn write(path: &Path, contents: &str) -> Result<()> {
     std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
-pub(crate) fn generate(dir: &Path) -> Result<Pki> {
+/// `extra_ips`: more IP SANs of the apiserver's serving certificate (a node's addresses).
+pub(crate) fn generate(dir: &Path, extra_ips: &[std::net::Ipv4Addr]) -> Result<Pki> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
 
     // CA
@@ -43,15 +44,16 @@ pub(crate) fn generate(dir: &Path) -> Result<Pki> {
 
     // Serving certificate for the apiserver on loopback.
     let serving_key = KeyPair::generate().context("generating serving key")?;
-    let mut params = CertificateParams::new(vec![
+    let mut sans = vec![
         "127.0.0.1".to_owned(),
         "::1".to_owned(),
         "localhost".to_owned(),
         "kubernetes".to_owned(),
         "kubernetes.default".to_owned(),
         "kubernetes.default.svc".to_owned(),
-    ])
-    .context("serving params")?;
+    ];
+    sans.extend(extra_ips.iter().map(ToString::to_string));
+    let mut params = CertificateParams::new(sans).context("serving params")?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "kube-apiserver");
     params.distinguished_name = dn;

@@ -62,9 +62,9 @@ impl Signal {
 
 /// Makes the kernel SIGKILL the child when the thread that spawned it exits.
 ///
-/// This is the only `unsafe` code of the crate.
+/// This and [`crate::sandbox`]'s `unshare` are the only `unsafe` code of the crate.
 #[allow(unsafe_code)]
-fn set_parent_death_signal(cmd: &mut Command) {
+pub(crate) fn set_parent_death_signal(cmd: &mut Command) {
     use std::os::unix::process::CommandExt as _;
     // Read in the parent, before fork: the pid the child expects as its parent.
     let parent = std::process::id();
@@ -77,7 +77,9 @@ fn set_parent_death_signal(cmd: &mut Command) {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died between fork and prctl: then no signal would ever come.
-            if libc::getppid() as u32 != parent {
+            // (A child that is PID 1 of a new PID namespace sees parent pid 0.)
+            let ppid = libc::getppid() as u32;
+            if ppid != parent && ppid != 0 {
                 libc::_exit(137);
             }
             Ok(())
@@ -455,4 +457,20 @@ impl ManagedProcess {
     pub fn log_tail(&self, n: usize) -> String {
         self.inner.log_tail(n)
     }
+}
+
+/// Runs a short command to completion; its stdout, or an error with its stderr. `hint` says
+/// where the program comes from when it cannot be started.
+pub(crate) fn command_stdout(cmd: &mut Command, hint: &str) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().with_context(|| format!("running {program} ({hint})"))?;
+    if !out.status.success() {
+        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

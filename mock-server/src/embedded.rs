@@ -1,5 +1,5 @@
 //! The mock inside another process's tokio runtime, for tests and benchmarks: bound to
-//! 127.0.0.1:0, optionally with TLS, stopped when dropped.
+//! 127.0.0.1:0 unless told otherwise, optionally with TLS, stopped when dropped.
 
 use std::sync::Arc;
 
@@ -39,6 +39,12 @@ pub struct EmbeddedOptions {
     pub iam_lists_no_domain: bool,
     /// Whether CSRs need a common name (default strict).
     pub csr_cn_rule: CnRule,
+    /// Address to listen on (default `127.0.0.1:0`). An unspecified address (`0.0.0.0:0`)
+    /// serves every address of the network namespace; `url` then names 127.0.0.1.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Extra SANs (IP literals or DNS names) of the TLS server certificate, besides
+    /// 127.0.0.1, ::1 and localhost.
+    pub tls_sans: Vec<String>,
 }
 
 /// One bound address and the server task on it.
@@ -95,7 +101,7 @@ impl Embedded {
             .await??;
         }
         let (tls, tls_ca_pem) = if options.tls {
-            let material = crate::tls::generate(&[])?;
+            let material = crate::tls::generate(&options.tls_sans)?;
             (Some(material.server_config), Some(material.ca_pem))
         } else {
             (None, None)
@@ -113,10 +119,17 @@ impl Embedded {
             tls,
             listeners: Vec::new(),
         };
+        let listen = options
+            .listen
+            .unwrap_or_else(|| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)));
         for &surface in surfaces {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
-            let url = crate::base_url(addr, embedded.tls.is_some());
+            let url_addr = match addr.ip().is_unspecified() {
+                true => std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, addr.port())),
+                false => addr,
+            };
+            let url = crate::base_url(url_addr, embedded.tls.is_some());
             match surface {
                 Surface::Iam => embedded.iam_url = Some(url),
                 _ => embedded.url = url,

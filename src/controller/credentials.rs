@@ -14,13 +14,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 use secrecy::SecretString;
 
-use super::{AnyIssuer, Config, IssuerKey, secret_watch::SecretWatches};
+use super::{AnyIssuer, Config, IssuerKey, issuer::reasons, secret_watch::SecretWatches};
 use crate::{
     crd::IssuerSpec,
     metrics::Metrics,
     pca::{
         ClientConfig, Credentials, PcaClient, PcaObserver,
-        endpoint::{iam_endpoint, parse_endpoint, pca_endpoint},
+        endpoint::{parse_endpoint, pca_endpoint, resolve_iam, resolve_sts},
         ratelimit::{RateLimiters, TokenBucket},
     },
 };
@@ -64,7 +64,7 @@ pub fn secret_location(
             Some(ns) if ns == namespace => namespace,
             Some(other) => {
                 return Err(IssuerProblem::permanent(
-                    "SecretNamespaceNotAllowed",
+                    reasons::SECRET_NAMESPACE_NOT_ALLOWED,
                     format!(
                         "secretRef.namespace {other:?} is not this CCMIssuer's namespace {namespace:?}: a CCMIssuer may only use a Secret in its own namespace; move the Secret or use a CCMClusterIssuer"
                     ),
@@ -84,17 +84,17 @@ pub async fn read_secret(client: &Client, namespace: &str, name: &str) -> Result
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     api.get(name).await.map_err(|e| match &e {
         kube::Error::Api(s) if s.is_not_found() => IssuerProblem::permanent(
-            "SecretNotFound",
+            reasons::SECRET_NOT_FOUND,
             format!("Secret {namespace}/{name} does not exist; create it with the AK/SK keys"),
         ),
         kube::Error::Api(s) if s.is_forbidden() => IssuerProblem::permanent(
-            "SecretForbidden",
+            reasons::SECRET_FORBIDDEN,
             format!(
                 "the controller may not read Secrets in namespace {namespace:?}; grant it (Helm value rbac.secretNamespaces) or keep the Secret elsewhere"
             ),
         ),
         other => IssuerProblem {
-            reason: "SecretUnavailable",
+            reason: reasons::SECRET_UNAVAILABLE,
             message: format!("cannot read Secret {namespace}/{name}: {other}"),
             retryable: true,
         },
@@ -111,7 +111,7 @@ pub fn credentials_from_secret(secret: &Secret, spec: &IssuerSpec) -> Result<Cre
         };
         let text = String::from_utf8(bytes.0.clone()).map_err(|_| {
             IssuerProblem::permanent(
-                "SecretInvalid",
+                reasons::SECRET_INVALID,
                 format!("key {key:?} of Secret {location} is not UTF-8 text"),
             )
         })?;
@@ -121,7 +121,7 @@ pub fn credentials_from_secret(secret: &Secret, spec: &IssuerSpec) -> Result<Cre
     };
     let missing = |key: &str| {
         IssuerProblem::permanent(
-            "SecretInvalid",
+            reasons::SECRET_INVALID,
             format!(
                 "Secret {location} has no non-empty key {key:?} (set secretRef keys if your Secret uses other names)"
             ),
@@ -146,13 +146,13 @@ pub fn decode_ca_bundle(raw: &str) -> Result<Vec<u8>, IssuerProblem> {
     let compact: String = trimmed.chars().filter(|c| !c.is_whitespace()).collect();
     let decoded = base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| {
         IssuerProblem::permanent(
-            "InvalidCABundle",
+            reasons::INVALID_CA_BUNDLE,
             "caBundle is neither PEM nor base64-encoded PEM".into(),
         )
     })?;
     if !String::from_utf8_lossy(&decoded).contains("-----BEGIN CERTIFICATE-----") {
         return Err(IssuerProblem::permanent(
-            "InvalidCABundle",
+            reasons::INVALID_CA_BUNDLE,
             "caBundle does not contain a PEM certificate".into(),
         ));
     }
@@ -161,21 +161,19 @@ pub fn decode_ca_bundle(raw: &str) -> Result<Vec<u8>, IssuerProblem> {
 
 /// The client configuration an issuer spec asks for.
 pub fn client_config(spec: &IssuerSpec, config: &Config) -> Result<ClientConfig, IssuerProblem> {
-    let invalid = |e: crate::pca::PcaError| IssuerProblem::permanent("InvalidSpec", e.to_string());
+    let invalid = |e: crate::pca::PcaError| IssuerProblem::permanent(reasons::INVALID_SPEC, e.to_string());
     let region_override = config.region_endpoints.get(&spec.region);
     let endpoint = match (spec.endpoint.as_deref(), region_override) {
         (Some(e), _) => parse_endpoint(e).map_err(invalid)?,
         (None, Some(url)) => url.clone(),
-        (None, None) => pca_endpoint(&spec.region).map_err(invalid)?,
+        (None, None) => {
+            pca_endpoint(&spec.region).map_err(|e| IssuerProblem::permanent(reasons::UNKNOWN_REGION, e.to_string()))?
+        }
     };
-    let overridden = spec.endpoint.is_some() || region_override.is_some();
-    let iam = match spec.iam_endpoint.as_deref() {
-        Some(e) => parse_endpoint(e).map_err(invalid)?,
-        // An overridden PCA endpoint (a private endpoint, our mock) usually fronts IAM too.
-        None if overridden => endpoint.clone(),
-        None => iam_endpoint(&spec.region).map_err(invalid)?,
-    };
+    // Independent of the PCA endpoint, as in the SDKs: a CCM host serves no IAM API.
+    let iam = resolve_iam(spec.iam_endpoint.as_deref(), config.iam_endpoint.as_ref(), &spec.region).map_err(invalid)?;
     let mut cc = ClientConfig::new(endpoint, iam);
+    cc.sts_endpoint = resolve_sts(config.sts_endpoint.as_ref(), &spec.region);
     cc.domain_id = spec.domain_id.clone();
     cc.ca_bundle_pem = spec.ca_bundle.as_deref().map(decode_ca_bundle).transpose()?;
     cc.extra_roots_pem = config.extra_ca_bundle.clone();
@@ -259,7 +257,7 @@ impl PcaClients {
         let limiter = self.limiters.bucket(cc.endpoint.as_str(), credentials.access_key());
         let observer: Arc<dyn PcaObserver> = self.observer.clone();
         let client = PcaClient::new(cc, credentials, limiter, Some(observer))
-            .map_err(|e| IssuerProblem::permanent("InvalidSpec", e.to_string()))?;
+            .map_err(|e| IssuerProblem::permanent(reasons::INVALID_SPEC, e.to_string()))?;
         let client = Arc::new(client);
         self.lock().insert(
             key,
@@ -403,20 +401,57 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_override_also_serves_iam_unless_given() {
+    fn endpoint_overrides_never_move_iam() {
         let mut s = spec(None);
         s.endpoint = Some("https://127.0.0.1:8443".into());
         let cc = client_config(&s, &Config::default()).unwrap();
         assert_eq!(cc.endpoint.as_str(), "https://127.0.0.1:8443/");
-        assert_eq!(cc.iam_endpoint.as_str(), "https://127.0.0.1:8443/");
+        assert_eq!(cc.iam_endpoint.as_str(), "https://iam.cn-north-4.myhuaweicloud.com/");
+        assert_eq!(
+            cc.sts_endpoint.unwrap().as_str(),
+            "https://sts.cn-north-4.myhuaweicloud.com/"
+        );
+        let config = Config {
+            iam_endpoint: Some(url::Url::parse("https://iam.private.example").unwrap()),
+            ..Config::default()
+        };
+        assert_eq!(
+            client_config(&s, &config).unwrap().iam_endpoint.as_str(),
+            "https://iam.private.example/"
+        );
         s.iam_endpoint = Some("https://iam.example:443".into());
         assert_eq!(
-            client_config(&s, &Config::default()).unwrap().iam_endpoint.as_str(),
+            client_config(&s, &config).unwrap().iam_endpoint.as_str(),
             "https://iam.example/"
         );
         let cc = client_config(&spec(None), &Config::default()).unwrap();
         assert_eq!(cc.endpoint.as_str(), "https://ccm.cn-north-4.myhuaweicloud.com/");
         assert_eq!(cc.iam_endpoint.as_str(), "https://iam.cn-north-4.myhuaweicloud.com/");
+        // Not in the SDKs' IAM table: the global IAM endpoint, and no STS.
+        let mut eu = spec(None);
+        eu.region = "eu-west-101".into();
+        let cc = client_config(&eu, &Config::default()).unwrap();
+        assert_eq!(cc.iam_endpoint.as_str(), "https://iam.myhuaweicloud.com/");
+        assert_eq!(cc.sts_endpoint, None);
+    }
+
+    #[test]
+    fn unknown_region_without_endpoint_is_an_issuer_problem() {
+        let mut s = spec(None);
+        s.region = "la-north-2".into();
+        let p = client_config(&s, &Config::default()).unwrap_err();
+        assert_eq!(p.reason, crate::controller::issuer::reasons::UNKNOWN_REGION);
+        assert!(!p.retryable);
+        assert!(p.message.contains("--pca-endpoint la-north-2=URL"), "{}", p.message);
+        let mut config = Config::default();
+        config.region_endpoints.insert(
+            "la-north-2".into(),
+            url::Url::parse("https://ccm.private.example").unwrap(),
+        );
+        assert_eq!(
+            client_config(&s, &config).unwrap().endpoint.as_str(),
+            "https://ccm.private.example/"
+        );
     }
 
     #[test]
@@ -427,7 +462,7 @@ mod tests {
             .insert("cn-north-4".into(), url::Url::parse("https://127.0.0.1:9443").unwrap());
         let cc = client_config(&spec(None), &config).unwrap();
         assert_eq!(cc.endpoint.as_str(), "https://127.0.0.1:9443/");
-        assert_eq!(cc.iam_endpoint.as_str(), "https://127.0.0.1:9443/");
+        assert_eq!(cc.iam_endpoint.as_str(), "https://iam.cn-north-4.myhuaweicloud.com/");
         let mut other = spec(None);
         other.region = "ap-southeast-3".into();
         let cc = client_config(&other, &config).unwrap();

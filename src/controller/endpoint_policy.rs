@@ -11,13 +11,12 @@
 
 use url::Url;
 
-use super::{AnyIssuer, IssuerKey, credentials::IssuerProblem};
+use super::{
+    AnyIssuer, IssuerKey,
+    credentials::IssuerProblem,
+    issuer::reasons::{ENDPOINT_NOT_ALLOWED, INSECURE_ENDPOINT},
+};
 use crate::crd::IssuerSpec;
-
-/// Refusal of an endpoint override on a namespaced issuer.
-pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
-/// Refusal of a plain-HTTP endpoint.
-pub const INSECURE_ENDPOINT: &str = "InsecureEndpoint";
 
 /// One allowed endpoint: a host (any scheme and port) or a URL prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]

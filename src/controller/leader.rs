@@ -23,7 +23,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client,
-    api::{ObjectMeta, PostParams},
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -168,18 +168,20 @@ impl Elector {
     /// Gives the lease up (graceful shutdown), so a standby takes over at once.
     pub async fn release(&mut self) {
         self.fence.revoke();
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else {
+        let Ok(Some(lease)) = self.api.get_opt(&self.config.name).await else {
             return;
         };
-        let spec = lease.spec.get_or_insert_with(Default::default);
-        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+        let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref());
+        if holder != Some(self.config.identity.as_str()) {
             return;
         }
-        spec.holder_identity = None;
-        spec.lease_duration_seconds = Some(1);
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": lease.metadata.resource_version},
+            "spec": {"holderIdentity": null, "leaseDurationSeconds": 1},
+        });
         match self
             .api
-            .replace(&self.config.name, &PostParams::default(), &lease)
+            .patch(&self.config.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => info!("released the leader lease"),
@@ -201,22 +203,23 @@ impl Elector {
         }
         let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!ours);
         let now = MicroTime(jiff::Timestamp::now());
-        let renewed = Lease {
-            metadata: lease.metadata.clone(),
-            spec: Some(LeaseSpec {
-                holder_identity: Some(self.config.identity.clone()),
-                lease_duration_seconds: Some(self.duration_seconds()),
-                acquire_time: if ours { spec.acquire_time } else { Some(now.clone()) },
-                renew_time: Some(now),
-                lease_transitions: Some(transitions),
-                ..Default::default()
-            }),
+        let renewed = LeaseSpec {
+            holder_identity: Some(self.config.identity.clone()),
+            lease_duration_seconds: Some(self.duration_seconds()),
+            acquire_time: if ours { spec.acquire_time } else { Some(now.clone()) },
+            renew_time: Some(now),
+            lease_transitions: Some(transitions),
+            ..Default::default()
         };
         // The lease's resourceVersion makes this a compare-and-swap: of two replicas taking an
-        // expired lease, one wins.
+        // expired lease, one wins. A merge patch (not an update) keeps the RBAC to get/patch.
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": lease.metadata.resource_version},
+            "spec": renewed,
+        });
         match self
             .api
-            .replace(&self.config.name, &PostParams::default(), &renewed)
+            .patch(&self.config.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => Ok(self.proven(started, ours)),

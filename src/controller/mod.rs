@@ -1,16 +1,16 @@
 //! The controllers: one for our issuers (both kinds) and one for cert-manager CertificateRequests,
 //! sharing one [`Context`].
 
-pub mod certificate_request;
-pub mod conditions;
-pub mod credentials;
-pub mod endpoint_policy;
+pub(crate) mod certificate_request;
+pub(crate) mod conditions;
+pub(crate) mod credentials;
+pub(crate) mod endpoint_policy;
 pub mod issuance;
 pub mod issuer;
-pub mod leader;
-pub mod runtime;
-pub mod secret_watch;
-pub mod slots;
+pub(crate) mod leader;
+pub(crate) mod runtime;
+pub(crate) mod secret_watch;
+pub(crate) mod slots;
 #[cfg(test)]
 mod tests;
 pub mod tracked;
@@ -69,8 +69,14 @@ pub struct Config {
     /// Name of this instance in events.
     pub instance: Option<String>,
     /// PCA endpoints replacing the region table (`--pca-endpoint REGION=URL`, or the SDK's
-    /// `HUAWEICLOUD_SDK_REGION_CCM_<REGION>`); IAM is then reached at the same URL.
+    /// `HUAWEICLOUD_SDK_REGION_CCM_<REGION>`). They never move IAM.
     pub region_endpoints: std::collections::BTreeMap<String, url::Url>,
+    /// IAM endpoint for issuers without `spec.iamEndpoint` (`--iam-endpoint`, or the SDK's
+    /// `HUAWEICLOUD_SDK_IAM_ENDPOINT`); `None`: the SDKs' IAM region table.
+    pub iam_endpoint: Option<url::Url>,
+    /// STS endpoint for the account-id fallback (`--sts-endpoint`, or the SDK's
+    /// `HUAWEICLOUD_SDK_STS_ENDPOINT`); `None`: the SDKs' STS region table.
+    pub sts_endpoint: Option<url::Url>,
     /// PEM CAs trusted, besides the system roots, for issuers without their own caBundle.
     pub extra_ca_bundle: Option<Vec<u8>>,
     /// Which endpoints issuers may use.
@@ -94,6 +100,8 @@ impl Default for Config {
             pca_connect_timeout: Duration::from_secs(10),
             instance: None,
             region_endpoints: Default::default(),
+            iam_endpoint: None,
+            sts_endpoint: None,
             extra_ca_bundle: None,
             endpoint_policy: Default::default(),
         }
@@ -417,7 +425,10 @@ pub enum Error {
 
 /// Whether a Kubernetes error means the object is gone (deleted, or replaced by a new one).
 pub fn is_gone(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.is_not_found() || (s.is_conflict() && s.message.contains("UID")))
+    // A write naming another object's UID is refused as a failed precondition (409) or, when
+    // the resourceVersion matched, as an attempt to change the immutable UID (422).
+    matches!(e, kube::Error::Api(s) if s.is_not_found()
+        || ((s.is_conflict() || s.code == 422) && (s.message.contains("UID") || s.message.contains("metadata.uid"))))
 }
 
 /// RFC 3339 "now", second precision, as Kubernetes writes times.
@@ -430,9 +441,16 @@ pub fn rfc3339(ts: jiff::Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// RFC 3339 of epoch milliseconds; `-` when out of range.
+/// RFC 3339 of epoch milliseconds (the PCA's times); `-` when out of range.
 pub fn rfc3339_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
+        .map(rfc3339)
+        .unwrap_or_else(|_| "-".into())
+}
+
+/// RFC 3339 of epoch seconds (X.509 times); `-` when out of range.
+pub fn rfc3339_secs(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
         .map(rfc3339)
         .unwrap_or_else(|_| "-".into())
 }

@@ -200,16 +200,20 @@ async fn run_controllers(
     // get the access key locked by the gateway). Secret changes, credential failures seen by
     // requests and the periodic re-check arrive as explicit triggers.
     let (ns_store, ns_writer) = reflector::store::<CCMIssuer>();
+    let h = health.clone();
     let ns_stream = watcher(Api::<CCMIssuer>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(ns_writer)
         .applied_objects()
+        .inspect(move |r| h.watch_item("ccmissuers", r.is_ok()))
         .predicate_filter(predicates::generation, Default::default());
     let (cl_store, cl_writer) = reflector::store::<CCMClusterIssuer>();
+    let h = health.clone();
     let cl_stream = watcher(Api::<CCMClusterIssuer>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(cl_writer)
         .applied_objects()
+        .inspect(move |r| h.watch_item("ccmclusterissuers", r.is_ok()))
         .predicate_filter(predicates::generation, Default::default());
     let issuer_ctrl = Controller::for_stream(ns_stream, ns_store.clone());
     let cluster_ctrl = Controller::for_stream(cl_stream, cl_store.clone());
@@ -245,7 +249,17 @@ async fn run_controllers(
     .modify(certificate_request::cache::slim)
     .reflect(cr_writer)
     .applied_objects()
-    .predicate_filter(request_inputs, Default::default());
+    .inspect({
+        let h = health.clone();
+        move |r| h.watch_item("certificaterequests", r.is_ok())
+    })
+    // Entries of deleted requests leave the de-duplication cache after 5 minutes (default:
+    // an hour), so churn does not hold memory; an entry dropped for a live request only costs
+    // one extra reconciliation.
+    .predicate_filter(
+        request_inputs,
+        kube::runtime::PredicateConfig::default().ttl(Duration::from_secs(300)),
+    );
     let by_ns = cr_reader.clone();
     let by_cluster = cr_reader.clone();
     let ns_changes = watcher(Api::<CCMIssuer>::all(client.clone()), watcher::Config::default())
@@ -301,6 +315,7 @@ async fn run_controllers(
             }
         }
     };
+    let (ctx_ns, ctx_cl) = (ctx.clone(), ctx.clone());
     let janitor = {
         let ctx = ctx.clone();
         let requests = cr_reader.clone();
@@ -321,22 +336,64 @@ async fn run_controllers(
     tokio::join!(
         ready,
         janitor,
-        cr_ctrl
-            .run(
-                certificate_request::reconcile,
-                certificate_request::error_policy,
-                ctx.clone()
-            )
-            .for_each(|r| log_result("certificaterequest", r)),
-        issuer_ctrl
-            .run(issuer::reconcile_namespaced, issuer::error_policy, ctx.clone())
-            .for_each(|r| log_result("ccmissuer", r)),
-        cluster_ctrl
-            .run(issuer::reconcile_cluster, issuer::error_policy, ctx.clone())
-            .for_each(|r| log_result("ccmclusterissuer", r)),
+        drive(
+            "certificaterequest",
+            cr_ctrl,
+            certificate_request::reconcile,
+            certificate_request::error_policy,
+            ctx.clone(),
+            (health.clone(), shutdown.clone()),
+        ),
+        drive(
+            "ccmissuer",
+            issuer_ctrl,
+            issuer::reconcile_namespaced,
+            issuer::error_policy,
+            ctx_ns,
+            (health.clone(), shutdown.clone()),
+        ),
+        drive(
+            "ccmclusterissuer",
+            cluster_ctrl,
+            issuer::reconcile_cluster,
+            issuer::error_policy,
+            ctx_cl,
+            (health.clone(), shutdown.clone()),
+        ),
     );
     health.set_ready(false);
     info!("controllers stopped");
+}
+
+/// Runs one controller until it ends: every reconciliation is tracked for `/livez`, results
+/// are logged, and an end without a shutdown request makes the process not alive.
+async fn drive<K, Fut>(
+    name: &'static str,
+    controller: Controller<K>,
+    reconcile: fn(Arc<K>, Arc<Context>) -> Fut,
+    error_policy: fn(Arc<K>, &super::Error, Arc<Context>) -> kube::runtime::controller::Action,
+    ctx: Arc<Context>,
+    (health, shutdown): (Arc<Health>, watch::Receiver<bool>),
+) where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<kube::runtime::controller::Action, super::Error>> + Send + 'static,
+{
+    let tracker = health.clone();
+    controller
+        .run(
+            move |obj, ctx| {
+                let tracker = tracker.clone();
+                async move { tracker.track(name, reconcile(obj, ctx)).await }
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|r| log_result(name, r))
+        .await;
+    if !*shutdown.borrow() {
+        error!(controller = name, "controller loop ended without a shutdown request");
+        health.controller_stopped(name);
+    }
 }
 
 async fn log_result<K: Resource>(

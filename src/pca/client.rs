@@ -3,24 +3,27 @@
 use std::{sync::Arc, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
-use reqwest::{Method, StatusCode, header::HeaderMap};
-use serde::{Serialize, de::DeserializeOwned};
+use reqwest::{Method, header::HeaderMap};
+use serde::Serialize;
 use tokio::{sync::OnceCell, time::Instant};
 use tracing::{debug, warn};
 use url::Url;
 
 use super::{
     endpoint::host_header,
-    error::{Operation, PcaError},
+    error::{Operation, PcaError, request_id_text},
+    error_body::ServiceError,
     ratelimit::TokenBucket,
+    scrub::id_for_message,
     signer::{self, Credentials, RequestParts},
     types::*,
 };
 
-/// Responses larger than this are refused (real ones are a few KiB).
-const MAX_RESPONSE_BYTES: usize = 4 << 20;
-/// Error texts from the service are cut to this many characters.
-const MAX_ERROR_TEXT: usize = 512;
+/// Responses larger than this are refused: real ones are a few KiB (a 100-entry list page
+/// about 100 KiB), and a hostile body must not cost more memory per request than this.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+/// Longest account id accepted from IAM or STS (real ones are 32 hex characters).
+const MAX_DOMAIN_ID: usize = 64;
 const USER_AGENT: &str = concat!("ccm-issuer/", env!("CARGO_PKG_VERSION"));
 
 /// When to retry a failed call.
@@ -49,9 +52,13 @@ impl Default for RetryPolicy {
 pub struct ClientConfig {
     /// PCA base URL.
     pub endpoint: Url,
-    /// IAM base URL (domain-id discovery).
+    /// IAM base URL (domain-id discovery), resolved independently of `endpoint`
+    /// ([`resolve_iam`](super::endpoint::resolve_iam)).
     pub iam_endpoint: Url,
-    /// Account id sent as `X-Domain-Id`; discovered through IAM when `None`.
+    /// STS base URL, asked for the account id when IAM lists none
+    /// ([`resolve_sts`](super::endpoint::resolve_sts)); `None`: no fallback.
+    pub sts_endpoint: Option<Url>,
+    /// Account id sent as `X-Domain-Id`; discovered through IAM (then STS) when `None`.
     pub domain_id: Option<String>,
     /// PEM bundle trusted for the endpoints' TLS instead of the system roots.
     pub ca_bundle_pem: Option<Vec<u8>>,
@@ -71,6 +78,7 @@ impl ClientConfig {
         Self {
             endpoint,
             iam_endpoint,
+            sts_endpoint: None,
             domain_id: None,
             ca_bundle_pem: None,
             extra_roots_pem: None,
@@ -122,12 +130,14 @@ pub struct PcaClient {
     http: reqwest::Client,
     endpoint: Url,
     iam_endpoint: Url,
+    sts_endpoint: Option<Url>,
     credentials: Credentials,
     domain_id: OnceCell<String>,
     limiter: Arc<TokenBucket>,
     retry: RetryPolicy,
     request_timeout: Duration,
     observer: Option<Arc<dyn PcaObserver>>,
+    pca_clock: PcaClock,
 }
 
 impl std::fmt::Debug for PcaClient {
@@ -150,6 +160,37 @@ struct RawResponse {
 enum Service {
     Pca,
     Iam,
+    Sts,
+}
+
+/// One logical request, sent once or retried.
+struct Call<'a> {
+    op: Operation,
+    service: Service,
+    method: Method,
+    path: &'a str,
+    query: &'a [(&'a str, String)],
+    body: Vec<u8>,
+    /// `X-Domain-Id`; never on IAM and STS calls (they tell it).
+    domain_id: Option<String>,
+    /// The caller already waited for the rate limiter ([`PcaClient::wait_for_turn`]).
+    turn_taken: bool,
+}
+
+impl<'a> Call<'a> {
+    /// A signed `GET` to IAM or STS that discovers the account.
+    fn identity(op: Operation, service: Service, path: &'a str) -> Self {
+        Self {
+            op,
+            service,
+            method: Method::GET,
+            path,
+            query: &[],
+            body: Vec::new(),
+            domain_id: None,
+            turn_taken: false,
+        }
+    }
 }
 
 impl PcaClient {
@@ -174,7 +215,7 @@ impl PcaClient {
         }
         let http = builder
             .build()
-            .map_err(|e| PcaError::Config(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| PcaError::config(&format!("cannot build the HTTP client: {e}")))?;
         let domain_id = OnceCell::new();
         if let Some(id) = config.domain_id.filter(|d| !d.trim().is_empty()) {
             let _ = domain_id.set(id.trim().to_owned());
@@ -183,12 +224,14 @@ impl PcaClient {
             http,
             endpoint: config.endpoint,
             iam_endpoint: config.iam_endpoint,
+            sts_endpoint: config.sts_endpoint,
             credentials,
             domain_id,
             limiter,
             retry: config.retry,
             request_timeout: config.request_timeout,
             observer,
+            pca_clock: PcaClock::default(),
         })
     }
 
@@ -197,9 +240,21 @@ impl PcaClient {
         &self.endpoint
     }
 
+    /// How far the service's clock is ahead of ours (ms), from the `Date` header of its last
+    /// answer, if one was seen. Only a hint (a proxy may write its own `Date`): use it to order
+    /// work, never to decide.
+    pub fn pca_clock_offset_ms(&self) -> Option<i64> {
+        self.pca_clock.offset_ms()
+    }
+
     /// The access key in use (not secret).
     pub fn access_key(&self) -> &str {
         self.credentials.access_key()
+    }
+
+    /// The IAM endpoint used for account-id discovery.
+    pub fn iam_endpoint(&self) -> &Url {
+        &self.iam_endpoint
     }
 
     /// `ShowCertificateAuthority`.
@@ -229,19 +284,19 @@ impl PcaClient {
     }
 
     /// `CreateCertificateByCsr`. Never retried after an ambiguous failure: the service has no
-    /// idempotency token, so the caller must first look for a certificate that may have been issued.
+    /// idempotency token, so the caller must first look for a certificate that may have been
+    /// issued. An answer without a UUID-shaped `certificate_id` is an ambiguous
+    /// [`PcaError::Decode`].
     pub async fn issue_from_csr(&self, request: &IssueFromCsr) -> Result<IssuedCertificate, PcaError> {
         checked_id(&request.issuer_id)?;
-        let issued = self
-            .json(
-                Operation::CreateCertificateByCsr,
-                Method::POST,
-                "/v1/private-certificates/csr",
-                &[],
-                Some(request),
-            )
-            .await?;
-        checked_issued(issued)
+        self.json(
+            Operation::CreateCertificateByCsr,
+            Method::POST,
+            "/v1/private-certificates/csr",
+            &[],
+            Some(request),
+        )
+        .await
     }
 
     /// Waits for the rate limiter and returns the turn for one call of
@@ -260,21 +315,18 @@ impl PcaClient {
         checked_id(&request.issuer_id)?;
         let op = Operation::CreateCertificateByCsr;
         let body =
-            serde_json::to_vec(request).map_err(|e| PcaError::Invalid(format!("cannot encode {op} body: {e}")))?;
-        let domain_id = self.domain_id().await?.to_owned();
-        let raw = self
-            .attempt(
-                op,
-                Service::Pca,
-                &Method::POST,
-                "/v1/private-certificates/csr",
-                &[],
-                &body,
-                Some(&domain_id),
-                false,
-            )
-            .await?;
-        checked_issued(decode(op, &raw)?)
+            serde_json::to_vec(request).map_err(|e| PcaError::invalid(&format!("cannot encode {op} body: {e}")))?;
+        let call = Call {
+            op,
+            service: Service::Pca,
+            method: Method::POST,
+            path: "/v1/private-certificates/csr",
+            query: &[],
+            body,
+            domain_id: Some(self.domain_id().await?.to_owned()),
+            turn_taken: true,
+        };
+        decode(op, &self.attempt(&call).await?)
     }
 
     /// `ExportCertificate` (JSON mode, PEM).
@@ -290,14 +342,8 @@ impl PcaClient {
         .await
     }
 
-    /// `ShowCertificate`.
-    pub async fn show_certificate(&self, certificate_id: &str) -> Result<PrivateCertificate, PcaError> {
-        let path = format!("/v1/private-certificates/{}", checked_id(certificate_id)?);
-        self.json(Operation::ShowCertificate, Method::GET, &path, &[], None::<&()>)
-            .await
-    }
-
-    /// `ListCertificate`.
+    /// `ListCertificate`. A page without `total`, or with an entry lacking its id, status, issuer
+    /// or creation time (or with an id that is not UUID-shaped), is a [`PcaError::Decode`].
     pub async fn list_certificates(&self, filter: &ListCertificates) -> Result<CertificateList, PcaError> {
         let query = filter.query();
         self.json(
@@ -308,22 +354,6 @@ impl PcaClient {
             None::<&()>,
         )
         .await
-    }
-
-    /// `RevokeCertificate`.
-    pub async fn revoke_certificate(&self, certificate_id: &str, reason: Option<RevokeReason>) -> Result<(), PcaError> {
-        let path = format!("/v1/private-certificates/{}/revoke", checked_id(certificate_id)?);
-        let body = RevokeRequest { reason };
-        self.call(
-            Operation::RevokeCertificate,
-            Service::Pca,
-            Method::POST,
-            &path,
-            &[],
-            Some(&body),
-        )
-        .await
-        .map(|_| ())
     }
 
     /// `ShowCertificateQuota`.
@@ -338,20 +368,9 @@ impl PcaClient {
         .await
     }
 
-    /// `ShowCertificateAuthorityQuota`.
-    pub async fn ca_quota(&self) -> Result<Quotas, PcaError> {
-        let path = "/v1/private-certificate-authorities/quotas";
-        self.json(
-            Operation::ShowCertificateAuthorityQuota,
-            Method::GET,
-            path,
-            &[],
-            None::<&()>,
-        )
-        .await
-    }
-
-    /// The account id: configured, or discovered once through IAM `GET /v3/auth/domains`.
+    /// The account id: configured, or discovered once like the SDKs do — IAM
+    /// `GET /v3/auth/domains` (first domain), and if IAM lists none, STS
+    /// `GET /v5/caller-identity` (`account_id`).
     pub async fn domain_id(&self) -> Result<&str, PcaError> {
         self.domain_id
             .get_or_try_init(|| self.discover_domain_id())
@@ -360,25 +379,56 @@ impl PcaClient {
     }
 
     async fn discover_domain_id(&self) -> Result<String, PcaError> {
-        let op = Operation::KeystoneListAuthDomains;
-        let raw = self
-            .call_with_domain(op, Service::Iam, Method::GET, "/v3/auth/domains", &[], Vec::new(), None)
-            .await?;
-        let domains: Domains = decode(op, &raw)?;
-        domains
-            .domains
-            .into_iter()
-            .map(|d| d.id)
-            .find(|id| !id.is_empty())
-            .ok_or_else(|| PcaError::Decode {
-                operation: op,
-                status: raw.status,
-                request_id: raw.request_id.clone(),
-                detail: "IAM listed no domain for these credentials; set domainId explicitly".into(),
+        let iam = Call::identity(Operation::KeystoneListAuthDomains, Service::Iam, "/v3/auth/domains");
+        let (listed, request_id) = self
+            .send(&iam, |raw| {
+                let domains: Domains = decode(iam.op, raw)?;
+                let id = domains
+                    .first_id()
+                    .map(|id| checked_domain_id(iam.op, raw, id))
+                    .transpose()?;
+                Ok((id, raw.request_id.clone()))
             })
+            .await?;
+        if let Some(id) = listed {
+            return Ok(id);
+        }
+        let Some(sts) = &self.sts_endpoint else {
+            return Err(PcaError::domain_unknown(&format!(
+                "IAM at {} listed no domain (request id {request_id}) and no STS endpoint is known for this region; set domainId, grant the IAM user iam:users:getUser, or give the controller --sts-endpoint",
+                self.iam_endpoint
+            )));
+        };
+        let caller = Call::identity(Operation::GetCallerIdentity, Service::Sts, "/v5/caller-identity");
+        let answer = self
+            .send(&caller, |raw| {
+                let identity: CallerIdentity = decode(caller.op, raw)?;
+                let id = identity
+                    .account_id
+                    .as_deref()
+                    .filter(|id| !id.trim().is_empty())
+                    .map(|id| checked_domain_id(caller.op, raw, id))
+                    .transpose()?;
+                Ok((id, raw.request_id.clone()))
+            })
+            .await;
+        match answer {
+            Ok((Some(id), _)) => Ok(id),
+            Ok((None, request_id)) => Err(PcaError::domain_unknown(&format!(
+                "IAM listed no domain and STS at {sts} gave no account_id (request id {request_id}); set domainId"
+            ))),
+            Err(PcaError::Api {
+                status: 404,
+                request_id,
+                ..
+            }) => Err(PcaError::domain_unknown(&format!(
+                "IAM listed no domain and STS at {sts} answered 404 (request id {request_id}); set domainId"
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
-    async fn json<T: DeserializeOwned, B: Serialize>(
+    async fn json<T: Answer, B: Serialize>(
         &self,
         op: Operation,
         method: Method,
@@ -386,49 +436,39 @@ impl PcaClient {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<T, PcaError> {
-        let raw = self.call(op, Service::Pca, method, path, query, body).await?;
-        decode(op, &raw)
-    }
-
-    /// One logical call, with retries where they are safe.
-    async fn call<B: Serialize>(
-        &self,
-        op: Operation,
-        service: Service,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&B>,
-    ) -> Result<RawResponse, PcaError> {
         let body = match body {
-            Some(b) => serde_json::to_vec(b).map_err(|e| PcaError::Invalid(format!("cannot encode {op} body: {e}")))?,
+            Some(b) => {
+                serde_json::to_vec(b).map_err(|e| PcaError::invalid(&format!("cannot encode {op} body: {e}")))?
+            }
             None => Vec::new(),
         };
-        let domain_id = match service {
-            Service::Pca => Some(self.domain_id().await?.to_owned()),
-            Service::Iam => None,
+        let call = Call {
+            op,
+            service: Service::Pca,
+            method,
+            path,
+            query,
+            body,
+            domain_id: Some(self.domain_id().await?.to_owned()),
+            turn_taken: false,
         };
-        self.call_with_domain(op, service, method, path, query, body, domain_id)
-            .await
+        self.send(&call, |raw| decode(op, raw)).await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn call_with_domain(
+    /// One logical call, with retries where they are safe. An answer `parse` refuses (e.g. one
+    /// missing a field) is retried like any other retryable error: it may be complete next time.
+    async fn send<T>(
         &self,
-        op: Operation,
-        service: Service,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Vec<u8>,
-        domain_id: Option<String>,
-    ) -> Result<RawResponse, PcaError> {
+        call: &Call<'_>,
+        parse: impl Fn(&RawResponse) -> Result<T, PcaError>,
+    ) -> Result<T, PcaError> {
         let policy = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
             .with_max_delay(self.retry.max_delay)
             .with_max_times(self.retry.max_retries)
             .with_jitter();
-        let attempt = || self.attempt(op, service, &method, path, query, &body, domain_id.as_deref(), true);
+        let op = call.op;
+        let attempt = || async { parse(&self.attempt(call).await?) };
         attempt
             .retry(policy)
             .sleep(tokio::time::sleep)
@@ -442,33 +482,30 @@ impl PcaClient {
             .await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt(
-        &self,
-        op: Operation,
-        service: Service,
-        method: &Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: &[u8],
-        domain_id: Option<&str>,
-        rate_limited: bool,
-    ) -> Result<RawResponse, PcaError> {
-        let base = match service {
+    async fn attempt(&self, call: &Call<'_>) -> Result<RawResponse, PcaError> {
+        let op = call.op;
+        let base = match call.service {
             Service::Pca => &self.endpoint,
             Service::Iam => &self.iam_endpoint,
+            Service::Sts => match &self.sts_endpoint {
+                Some(url) => url,
+                None => return Err(PcaError::config("no STS endpoint configured")),
+            },
         };
-        let (url, headers) = self.signed_request(base, method, path, query, body, domain_id)?;
-        if rate_limited {
+        let (url, headers) = self.signed_request(base, call)?;
+        if !call.turn_taken {
             self.limiter.acquire().await;
         }
         let started = Instant::now();
-        let mut request = self.http.request(method.clone(), url).headers(headers);
-        if !body.is_empty() {
-            request = request.body(body.to_vec());
+        let mut request = self.http.request(call.method.clone(), url).headers(headers);
+        if !call.body.is_empty() {
+            request = request.body(call.body.clone());
         }
         let result = match request.send().await {
-            Ok(resp) => read_response(op, base, resp, self.request_timeout).await,
+            Ok(resp) => {
+                self.pca_clock.observe(resp.headers());
+                read_response(op, base, resp, self.request_timeout).await
+            }
             Err(e) => Err(transport_error(op, base, &e, self.request_timeout)),
         };
         let outcome = match &result {
@@ -477,10 +514,10 @@ impl PcaClient {
             Err(PcaError::Timeout { .. }) => CallOutcome::Timeout,
             Err(PcaError::Transport { .. }) => CallOutcome::Transport,
             Err(PcaError::Api { status, .. } | PcaError::Decode { status, .. }) => CallOutcome::Status(*status),
-            Err(PcaError::Config(_) | PcaError::Invalid(_)) => CallOutcome::Transport,
+            Err(PcaError::DomainUnknown(_) | PcaError::Config(_) | PcaError::Invalid(_)) => CallOutcome::Transport,
         };
         let elapsed = started.elapsed();
-        if matches!(service, Service::Pca) {
+        if matches!(call.service, Service::Pca) {
             // The adaptive rate learns from every PCA answer (a 429 cuts it).
             self.limiter.observe(started, outcome);
         }
@@ -492,20 +529,13 @@ impl PcaClient {
         if (200..300).contains(&raw.status) {
             Ok(raw)
         } else {
-            Err(api_error(op, &raw))
+            Err(PcaError::from_answer(op, raw.status, &raw.body, &raw.request_id))
         }
     }
 
     /// The URL and the signed headers of one attempt (fresh `X-Sdk-Date` each time).
-    fn signed_request(
-        &self,
-        base: &Url,
-        method: &Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: &[u8],
-        domain_id: Option<&str>,
-    ) -> Result<(Url, HeaderMap), PcaError> {
+    fn signed_request(&self, base: &Url, call: &Call<'_>) -> Result<(Url, HeaderMap), PcaError> {
+        let (method, path, query, body) = (&call.method, call.path, call.query, call.body.as_slice());
         let mut url = base.clone();
         let full_path = format!("{}{}", base.path().trim_end_matches('/'), path);
         url.set_path(&full_path);
@@ -522,7 +552,7 @@ impl PcaClient {
             ("Host", &host),
             ("X-Sdk-Date", &date),
         ];
-        if let Some(d) = domain_id {
+        if let Some(d) = call.domain_id.as_deref() {
             to_sign.push(("X-Domain-Id", d));
         }
         let token = self
@@ -548,15 +578,40 @@ impl PcaClient {
             .chain([("Authorization", authorization.as_str())])
         {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| PcaError::Invalid(format!("header name {name}: {e}")))?;
+                .map_err(|e| PcaError::invalid(&format!("header name {name}: {e}")))?;
             let mut value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|_| PcaError::Invalid(format!("header {name} has a value that cannot be sent")))?;
+                .map_err(|_| PcaError::invalid(&format!("header {name} has a value that cannot be sent")))?;
             if name == "x-security-token" || name == "authorization" {
                 value.set_sensitive(true);
             }
             headers.insert(name, value);
         }
         Ok((url, headers))
+    }
+}
+
+/// The service's clock as its `Date` headers tell it (second precision).
+#[derive(Debug, Default)]
+struct PcaClock {
+    offset_ms: std::sync::Mutex<Option<i64>>,
+}
+
+impl PcaClock {
+    fn observe(&self, headers: &HeaderMap) {
+        let Some(date) = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(v).ok())
+        else {
+            return;
+        };
+        // The header is truncated to the second: the service's time lies in [date, date + 1 s).
+        let offset = date.as_millisecond() + 500 - jiff::Timestamp::now().as_millisecond();
+        *self.offset_ms.lock().unwrap_or_else(|e| e.into_inner()) = Some(offset);
+    }
+
+    fn offset_ms(&self) -> Option<i64> {
+        *self.offset_ms.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -567,48 +622,40 @@ pub struct Turn {
     _private: (),
 }
 
-/// The issue call's answer must carry a usable id.
-fn checked_issued(issued: IssuedCertificate) -> Result<IssuedCertificate, PcaError> {
-    checked_id(&issued.certificate_id).map_err(|_| PcaError::Decode {
-        operation: Operation::CreateCertificateByCsr,
-        status: 200,
-        request_id: "unknown".into(),
-        detail: format!(
-            "certificate_id {:?} is not an id",
-            issued.certificate_id.chars().take(64).collect::<String>()
-        ),
-    })?;
-    Ok(issued)
-}
-
 fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>, PcaError> {
     let certs = reqwest::Certificate::from_pem_bundle(pem)
-        .map_err(|e| PcaError::Config(format!("{what} is not a PEM certificate bundle: {e}")))?;
+        .map_err(|e| PcaError::config(&format!("{what} is not a PEM certificate bundle: {e}")))?;
     if certs.is_empty() {
-        return Err(PcaError::Config(format!("{what} contains no certificate")));
+        return Err(PcaError::config(&format!("{what} contains no certificate")));
     }
     Ok(certs)
 }
 
-/// Ids go into URL paths: accept only UUID-shaped ones (pca-api.md §1.4).
+/// Ids go into URL paths: accept only UUID-shaped ones.
 pub fn checked_id(id: &str) -> Result<&str, PcaError> {
     if is_uuid_shaped(id) {
         Ok(id)
     } else {
-        Err(PcaError::Invalid(format!(
-            "{id:?} is not a PCA id (a 36-character UUID)"
+        Err(PcaError::invalid(&format!(
+            "{} is not a PCA id (a 36-character UUID)",
+            id_for_message(id)
         )))
     }
 }
 
-/// Whether `s` is a lower-case 8-4-4-4-12 hex UUID.
-pub fn is_uuid_shaped(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
-        })
+/// An account id from IAM or STS goes into the `X-Domain-Id` header of every call.
+fn checked_domain_id(op: Operation, raw: &RawResponse, id: &str) -> Result<String, PcaError> {
+    let id = id.trim();
+    if id.len() <= MAX_DOMAIN_ID && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(id.to_owned())
+    } else {
+        Err(PcaError::decode(
+            op,
+            raw.status,
+            &raw.request_id,
+            &format!("the account id {} is not an account id", id_for_message(id)),
+        ))
+    }
 }
 
 async fn read_response(
@@ -628,12 +675,12 @@ async fn read_response(
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                    return Err(PcaError::Decode {
-                        operation: op,
+                    return Err(PcaError::decode(
+                        op,
                         status,
-                        request_id: request_id.unwrap_or_else(|| "unknown".into()),
-                        detail: format!("response body larger than {MAX_RESPONSE_BYTES} bytes"),
-                    });
+                        request_id.as_deref().unwrap_or("unknown"),
+                        &format!("response body larger than {MAX_RESPONSE_BYTES} bytes"),
+                    ));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -641,13 +688,7 @@ async fn read_response(
             Err(e) => return Err(transport_error(op, base, &e, timeout)),
         }
     }
-    let request_id = request_id
-        .or_else(|| {
-            serde_json::from_slice::<ErrorBody>(&body)
-                .ok()
-                .and_then(|b| b.request_id)
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let request_id = request_id_text(request_id.or_else(|| ServiceError::parse(&body).request_id).as_deref());
     Ok(RawResponse {
         status,
         request_id,
@@ -660,23 +701,11 @@ fn transport_error(op: Operation, base: &Url, e: &reqwest::Error, timeout: Durat
     // The URL is ours and holds no secret, but keep messages short: the cause chain says enough.
     let detail = error_chain(e);
     if e.is_connect() {
-        PcaError::Connect {
-            operation: op,
-            endpoint,
-            detail,
-        }
+        PcaError::connect(op, &endpoint, &detail)
     } else if e.is_timeout() {
-        PcaError::Timeout {
-            operation: op,
-            endpoint,
-            timeout,
-        }
+        PcaError::timeout(op, &endpoint, timeout)
     } else {
-        PcaError::Transport {
-            operation: op,
-            endpoint,
-            detail,
-        }
+        PcaError::transport(op, &endpoint, &detail)
     }
 }
 
@@ -693,105 +722,46 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-fn api_error(op: Operation, raw: &RawResponse) -> PcaError {
-    let parsed = serde_json::from_slice::<ErrorBody>(&raw.body).unwrap_or_default();
-    let code = parsed
-        .error_code
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| format!("HTTP{}", raw.status));
-    let message = parsed.error_msg.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(&raw.body);
-        let status = StatusCode::from_u16(raw.status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("");
-        if text.trim().is_empty() {
-            status.to_owned()
-        } else {
-            text.trim().to_owned()
-        }
-    });
-    PcaError::Api {
-        operation: op,
-        status: raw.status,
-        code,
-        message: truncate(&message, MAX_ERROR_TEXT),
-        request_id: raw.request_id.clone(),
-    }
-}
-
-fn decode<T: DeserializeOwned>(op: Operation, raw: &RawResponse) -> Result<T, PcaError> {
-    serde_json::from_slice(&raw.body).map_err(|e| PcaError::Decode {
-        operation: op,
-        status: raw.status,
-        request_id: raw.request_id.clone(),
-        detail: format!("invalid JSON: {e}"),
-    })
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    let cleaned: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    if cleaned.chars().count() <= max {
-        cleaned
-    } else {
-        let cut: String = cleaned.chars().take(max).collect();
-        format!("{cut}…")
-    }
+fn decode<T: Answer>(op: Operation, raw: &RawResponse) -> Result<T, PcaError> {
+    from_json(&raw.body).map_err(|detail| PcaError::decode(op, raw.status, &raw.request_id, &detail))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn uuid_shape() {
-        assert!(is_uuid_shaped("4bd1b320-e162-419f-8add-dfcc046197c7"));
-        for bad in [
-            "",
-            "4bd1b320-e162-419f-8add-dfcc046197c",
-            "4BD1B320-E162-419F-8ADD-DFCC046197C7",
-            "../../v1/private-certificates/quotas",
-            "4bd1b320-e162-419f-8add-dfcc046197c7/",
-            "4bd1b320ee162e419fe8addedfcc046197c7",
-        ] {
-            assert!(!is_uuid_shaped(bad), "{bad}");
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status,
+            request_id: "r1".into(),
+            body: body.as_bytes().to_vec(),
         }
     }
 
     #[test]
-    fn api_errors_without_json_body_still_name_status() {
-        let raw = RawResponse {
-            status: 502,
-            request_id: "r1".into(),
-            body: b"<html>bad gateway</html>".to_vec(),
-        };
-        let e = api_error(Operation::ShowCertificateAuthority, &raw);
-        let msg = e.to_string();
-        assert!(
-            msg.contains("HTTP502") && msg.contains("bad gateway") && msg.contains("r1"),
-            "{msg}"
-        );
+    fn undecodable_answers_name_the_field_and_request() {
+        let e = decode::<CertificateList>(Operation::ListCertificate, &raw(200, r#"{"certificates":[]}"#)).unwrap_err();
+        assert_eq!(e.reason(), "PCABadResponse");
         assert!(e.is_retryable() && e.is_ambiguous());
-    }
-
-    #[test]
-    fn api_errors_parse_the_service_shape() {
-        let raw = RawResponse {
-            status: 400,
-            request_id: "abc".into(),
-            body: br#"{"error_code":"PCA.10010002","error_msg":"CA not found"}"#.to_vec(),
-        };
-        let e = api_error(Operation::ShowCertificateAuthority, &raw);
-        assert!(e.is_not_found());
-        assert_eq!(
-            e.to_string(),
-            "ShowCertificateAuthority failed: HTTP 400 PCA.10010002: CA not found (request id abc)"
+        let text = e.to_string();
+        assert!(
+            text.contains("total") && text.contains("r1") && text.contains("ListCertificate"),
+            "{text}"
         );
     }
 
     #[test]
-    fn long_error_text_is_cut_and_controls_removed() {
-        let t = truncate(&format!("a\nb{}", "x".repeat(2000)), 10);
-        assert_eq!(t, "a bxxxxxxx…");
+    fn ids_in_errors_are_bounded() {
+        let huge = "9".repeat(100_000);
+        let e = checked_id(&huge).unwrap_err().to_string();
+        assert!(e.len() < 200 && e.contains("100000 characters"), "{e}");
+        let e = checked_domain_id(Operation::KeystoneListAuthDomains, &raw(200, ""), &huge)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 300, "{e}");
+        assert_eq!(
+            checked_domain_id(Operation::GetCallerIdentity, &raw(200, ""), " 0a1b2c ").unwrap(),
+            "0a1b2c"
+        );
     }
 }

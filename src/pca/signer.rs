@@ -454,4 +454,82 @@ mod tests {
             prop_assert_eq!(a, b);
         }
     }
+
+    /// Percent-decodes canonical text (only `%XX` escapes occur in it).
+    fn unescape(s: &str) -> String {
+        percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    }
+
+    fn is_canonical_char(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '%')
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, max_shrink_time: 10_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn canonical_query_is_escaped_sorted_and_lossless(
+            pairs in proptest::collection::vec(("\\PC{0,8}", "\\PC{0,8}"), 0..8),
+        ) {
+            let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let q = canonical_query(&refs);
+            let mut reversed = refs.clone();
+            reversed.reverse();
+            prop_assert_eq!(&q, &canonical_query(&reversed), "order of the input does not matter");
+            if refs.is_empty() {
+                prop_assert_eq!(q.as_str(), "");
+                return Ok(());
+            }
+            let parts: Vec<(String, String)> = q
+                .split('&')
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect();
+            prop_assert_eq!(parts.len(), refs.len());
+            for (k, v) in &parts {
+                prop_assert!(k.chars().chain(v.chars()).all(is_canonical_char), "{}={}", k, v);
+            }
+            let decoded: Vec<(String, String)> = parts.iter().map(|(k, v)| (unescape(k), unescape(v))).collect();
+            let mut expected: Vec<(String, String)> = pairs.clone();
+            expected.sort();
+            prop_assert_eq!(&decoded, &expected, "sorted by name then value, and decodes back");
+        }
+
+        #[test]
+        fn canonical_uri_escapes_each_segment_and_ends_in_a_slash(
+            segments in proptest::collection::vec("\\PC{0,10}", 1..6),
+        ) {
+            let path = format!("/{}", segments.iter().map(|s| s.replace('/', "")).collect::<Vec<_>>().join("/"));
+            let uri = canonical_uri(&path);
+            prop_assert!(uri.ends_with('/') && uri.starts_with('/'));
+            prop_assert!(uri.chars().all(|c| c == '/' || is_canonical_char(c)), "{}", uri);
+            let back = unescape(&uri);
+            prop_assert_eq!(back.trim_end_matches('/'), path.trim_end_matches('/'));
+        }
+
+        #[test]
+        fn canonical_headers_are_lowercase_sorted_and_trimmed(
+            headers in proptest::collection::btree_map("[a-z][a-z0-9-]{0,12}", "[ -~]{0,16}", 1..8),
+            upper in proptest::collection::vec(any::<bool>(), 8),
+        ) {
+            // Distinct names, some sent in upper case.
+            let given: Vec<(String, String)> = headers
+                .iter()
+                .zip(upper.iter().cycle())
+                .map(|((k, v), up)| (if *up { k.to_ascii_uppercase() } else { k.clone() }, v.clone()))
+                .collect();
+            let refs: Vec<(&str, &str)> = given.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let (names, block) = canonical_headers(&refs);
+            let listed: Vec<&str> = names.split(';').collect();
+            let expected: Vec<&str> = headers.keys().map(String::as_str).collect();
+            prop_assert_eq!(&listed, &expected, "lower case, sorted");
+            let lines: Vec<&str> = block.strip_suffix('\n').unwrap_or(&block).split('\n').collect();
+            prop_assert_eq!(lines.len(), listed.len());
+            for (line, (name, value)) in lines.iter().zip(&headers) {
+                prop_assert_eq!(*line, format!("{name}:{}", value.trim()));
+            }
+        }
+    }
 }

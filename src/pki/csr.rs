@@ -3,22 +3,25 @@
 use std::{fmt, net::IpAddr};
 
 use x509_parser::{
+    certificate::X509Certificate,
     certification_request::X509CertificationRequest,
-    extensions::{GeneralName, ParsedExtension},
+    cri_attributes::ParsedCriAttribute,
+    der_parser::{asn1_rs::Tag, oid::Oid},
+    extensions::{ExtendedKeyUsage, GeneralName, KeyUsage, ParsedExtension, X509Extension},
+    objects::{oid_registry, oid2abbrev, oid2sn},
+    oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION},
     prelude::FromDer,
     public_key::PublicKey,
-    x509::SubjectPublicKeyInfo,
+    x509::{SubjectPublicKeyInfo, X509Name},
 };
 
 use super::{
     PkiError, Usages,
-    pem::{CERTIFICATE_REQUEST, encode_blocks, parse_blocks},
+    pem::{CERTIFICATE_REQUEST, encode_blocks, only_block},
+    signature::{SignatureAlgorithm, VerifyingKey},
 };
 
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-
-/// Key algorithms the PCA signs (pca-api.md §5), named as the API names them.
+/// Key algorithms the PCA signs, named as its API names them (`key_algorithm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAlgorithm {
     /// RSA, 2048-bit modulus.
@@ -132,51 +135,37 @@ pub struct CsrInfo {
     pub basic_constraints_ca: Option<bool>,
 }
 
+/// Largest CSR accepted (PEM or DER). The PCA documents 5,120 characters for its CSR parser;
+/// this cap only keeps hostile input from costing work, the PCA enforces its own.
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+/// Most subject alternative names in one CSR (as many as the largest public CAs allow).
+pub const MAX_SANS: usize = 100;
+/// Most attributes in a CSR's subject (cert-manager writes at most a dozen kinds).
+pub const MAX_SUBJECT_ATTRIBUTES: usize = 64;
+
 /// Parses a PEM (or DER) CSR, verifies its self-signature and checks the key is one the PCA
-/// accepts.
+/// accepts. Every refusal names the problem: size, framing, key, signature algorithm,
+/// signature, subject, extensions. CPU-bound (one signature check).
 pub fn parse_csr(input: &[u8]) -> Result<CsrInfo, PkiError> {
+    if input.len() > MAX_CSR_BYTES {
+        return Err(PkiError::TooLarge {
+            what: "CSR",
+            size: input.len(),
+            max: MAX_CSR_BYTES,
+        });
+    }
     let der = if input.first() == Some(&0x30) {
         input.to_vec()
     } else {
-        let mut blocks = parse_blocks(input, CERTIFICATE_REQUEST)?;
-        if blocks.len() != 1 {
-            return Err(PkiError::Pem(format!(
-                "expected exactly one CERTIFICATE REQUEST block, found {}",
-                blocks.len()
-            )));
-        }
-        blocks.remove(0)
+        only_block(input, CERTIFICATE_REQUEST)?
     };
-    let (rest, csr) = X509CertificationRequest::from_der(&der).map_err(|e| PkiError::Der {
-        what: "CSR".into(),
-        detail: e.to_string(),
-    })?;
-    if !rest.is_empty() {
-        return Err(PkiError::Der {
-            what: "CSR".into(),
-            detail: format!("{} trailing bytes", rest.len()),
-        });
-    }
+    let csr = decode(&der)?;
     let info = &csr.certification_request_info;
-    // Key first: ring cannot verify signatures of keys we reject anyway (RSA-1024, P-521), and
-    // "unsupported key" is the more useful message.
+    // Key first: "unsupported key" is the most useful message for keys the PCA refuses.
     let key = key_algorithm(&info.subject_pki)?;
-    csr.verify_signature().map_err(|_| PkiError::CsrSignature)?;
-    let mut sans = SubjectAltNames::default();
-    let mut ku = None;
-    let mut eku = None;
-    let mut basic_constraints_ca = None;
-    for ext in csr.requested_extensions().into_iter().flatten() {
-        match ext {
-            ParsedExtension::SubjectAlternativeName(san) => {
-                sans = SubjectAltNames::from_general_names(&san.general_names)
-            }
-            ParsedExtension::KeyUsage(k) => ku = Some(k),
-            ParsedExtension::ExtendedKeyUsage(e) => eku = Some(e),
-            ParsedExtension::BasicConstraints(bc) => basic_constraints_ca = Some(bc.ca),
-            _ => {}
-        }
-    }
+    verify_self_signature(&csr)?;
+    check_subject(&info.subject)?;
+    let requested = Requested::from_csr(&csr)?;
     let common_name = info
         .subject
         .iter_common_name()
@@ -189,48 +178,236 @@ pub fn parse_csr(input: &[u8]) -> Result<CsrInfo, PkiError> {
         key,
         subject: info.subject.to_string(),
         common_name,
-        sans,
-        usages: Usages::from_extensions(ku, eku),
-        basic_constraints_ca,
+        sans: requested.sans,
+        usages: Usages::from_extensions(requested.key_usage, requested.extended_key_usage),
+        basic_constraints_ca: requested.basic_constraints_ca,
     })
+}
+
+/// DER → CSR, with no trailing data; a certificate is recognised and named.
+fn decode(der: &[u8]) -> Result<X509CertificationRequest<'_>, PkiError> {
+    match X509CertificationRequest::from_der(der) {
+        Ok((rest, _)) if !rest.is_empty() => Err(PkiError::Der {
+            what: "CSR".into(),
+            detail: format!("{} trailing bytes", rest.len()),
+        }),
+        Ok((_, csr)) => Ok(csr),
+        Err(_) if X509Certificate::from_der(der).is_ok() => {
+            Err(PkiError::Csr("this is a certificate, not a certificate request".into()))
+        }
+        Err(e) => Err(PkiError::Der {
+            what: "CSR".into(),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+fn verify_self_signature(csr: &X509CertificationRequest<'_>) -> Result<(), PkiError> {
+    let info = &csr.certification_request_info;
+    let algorithm = SignatureAlgorithm::from_identifier(&csr.signature_algorithm, "the CSR")?;
+    let key = VerifyingKey::from_spki(&info.subject_pki)?;
+    if key.verifies(algorithm, info.raw, &csr.signature_value.data) {
+        Ok(())
+    } else {
+        Err(PkiError::CsrSignature)
+    }
+}
+
+/// Subjects are bounded and textual: every value a string that decodes.
+fn check_subject(subject: &X509Name<'_>) -> Result<(), PkiError> {
+    let found = subject.iter_attributes().count();
+    if found > MAX_SUBJECT_ATTRIBUTES {
+        return Err(PkiError::TooMany {
+            what: "subject attributes in the CSR",
+            found,
+            max: MAX_SUBJECT_ATTRIBUTES,
+        });
+    }
+    for attr in subject.iter_attributes() {
+        let value = attr.attr_value();
+        let name = || {
+            oid2abbrev(attr.attr_type(), oid_registry()).map_or_else(|_| attr.attr_type().to_id_string(), str::to_owned)
+        };
+        match value.tag() {
+            Tag::Utf8String
+            | Tag::PrintableString
+            | Tag::Ia5String
+            | Tag::NumericString
+            | Tag::VisibleString
+            | Tag::T61String => {
+                if std::str::from_utf8(value.data).is_err() {
+                    return Err(PkiError::Csr(format!(
+                        "subject attribute {} is not valid UTF-8",
+                        name()
+                    )));
+                }
+            }
+            Tag::BmpString if value.data.len() % 2 == 0 => {}
+            tag => {
+                return Err(PkiError::Csr(format!(
+                    "subject attribute {} holds ASN.1 tag {}, not text",
+                    name(),
+                    tag.0
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the CSR's extensionRequest asks for.
+#[derive(Default)]
+struct Requested<'c> {
+    sans: SubjectAltNames,
+    key_usage: Option<&'c KeyUsage>,
+    extended_key_usage: Option<&'c ExtendedKeyUsage<'c>>,
+    basic_constraints_ca: Option<bool>,
+}
+
+impl<'c> Requested<'c> {
+    /// Reads the extensions; a duplicate or unparsable one is an error naming it.
+    fn from_csr(csr: &'c X509CertificationRequest<'_>) -> Result<Self, PkiError> {
+        let mut out = Self::default();
+        let extensions = requested_extensions(csr)?;
+        for ext in extensions {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    out.sans = requested_sans(&san.general_names)?;
+                }
+                ParsedExtension::KeyUsage(k) => out.key_usage = Some(k),
+                ParsedExtension::ExtendedKeyUsage(e) => out.extended_key_usage = Some(e),
+                ParsedExtension::BasicConstraints(bc) => out.basic_constraints_ca = Some(bc.ca),
+                ParsedExtension::ParseError { error } => {
+                    return Err(PkiError::Csr(format!(
+                        "its {} extension does not parse: {error}",
+                        extension_name(&ext.oid)
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The extensions of the (single) extensionRequest attribute, each OID at most once.
+fn requested_extensions<'c>(csr: &'c X509CertificationRequest<'_>) -> Result<Vec<&'c X509Extension<'c>>, PkiError> {
+    let mut requests =
+        csr.certification_request_info
+            .attributes()
+            .iter()
+            .filter_map(|attr| match attr.parsed_attribute() {
+                ParsedCriAttribute::ExtensionRequest(req) => Some(req),
+                _ => None,
+            });
+    let Some(request) = requests.next() else {
+        return Ok(Vec::new());
+    };
+    if requests.next().is_some() {
+        return Err(PkiError::Csr("more than one extensionRequest attribute".into()));
+    }
+    let extensions: Vec<&X509Extension<'c>> = request.extensions.iter().collect();
+    for (i, ext) in extensions.iter().enumerate() {
+        if extensions[..i].iter().any(|earlier| earlier.oid == ext.oid) {
+            return Err(PkiError::Csr(format!(
+                "more than one {} extension",
+                extension_name(&ext.oid)
+            )));
+        }
+    }
+    Ok(extensions)
+}
+
+fn requested_sans(names: &[GeneralName<'_>]) -> Result<SubjectAltNames, PkiError> {
+    if names.len() > MAX_SANS {
+        return Err(PkiError::TooMany {
+            what: "subject alternative names in the CSR",
+            found: names.len(),
+            max: MAX_SANS,
+        });
+    }
+    for name in names {
+        match name {
+            GeneralName::IPAddress(raw) if ip_from_bytes(raw).is_none() => {
+                return Err(PkiError::Csr(format!(
+                    "subjectAltName holds an IP address of {} bytes (4 or 16 expected)",
+                    raw.len()
+                )));
+            }
+            GeneralName::Invalid(tag, _) => {
+                return Err(PkiError::Csr(format!(
+                    "subjectAltName holds a name that does not decode (context tag {})",
+                    tag.0
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(SubjectAltNames::from_general_names(names))
+}
+
+fn extension_name(oid: &Oid<'_>) -> String {
+    oid2sn(oid, oid_registry()).map_or_else(|_| format!("{oid}"), str::to_owned)
 }
 
 /// Classifies a public key; anything the PCA does not sign is an error naming it.
 pub fn key_algorithm(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyAlgorithm, PkiError> {
-    let parsed = spki
-        .parsed()
-        .map_err(|e| PkiError::UnsupportedKey(format!("unreadable public key ({e})")))?;
-    match parsed {
-        PublicKey::RSA(rsa) => match rsa.key_size() {
-            2048 => Ok(KeyAlgorithm::Rsa2048),
-            4096 => Ok(KeyAlgorithm::Rsa4096),
-            bits => Err(PkiError::UnsupportedKey(format!("RSA {bits}-bit"))),
-        },
-        PublicKey::EC(_) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string());
-            match curve.as_deref() {
-                Some(OID_P256) => Ok(KeyAlgorithm::Ec256),
-                Some(OID_P384) => Ok(KeyAlgorithm::Ec384),
-                Some("1.3.132.0.35") => Err(PkiError::UnsupportedKey("ECDSA P-521".into())),
-                Some(other) => Err(PkiError::UnsupportedKey(format!("EC curve {other}"))),
-                None => Err(PkiError::UnsupportedKey("EC key without a named curve".into())),
-            }
-        }
-        _ => {
-            let oid = spki.algorithm.algorithm.to_id_string();
-            let name = match oid.as_str() {
-                "1.3.101.112" => "Ed25519".to_owned(),
-                "1.3.101.113" => "Ed448".to_owned(),
-                "1.2.840.10040.4.1" => "DSA".to_owned(),
-                _ => format!("key algorithm {oid}"),
-            };
-            Err(PkiError::UnsupportedKey(name))
-        }
+    let alg = &spki.algorithm.algorithm;
+    if *alg == OID_PKCS1_RSAENCRYPTION {
+        return match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => match rsa.key_size() {
+                2048 => Ok(KeyAlgorithm::Rsa2048),
+                4096 => Ok(KeyAlgorithm::Rsa4096),
+                bits => Err(PkiError::UnsupportedKey(format!("RSA {bits}-bit"))),
+            },
+            Ok(_) => Err(PkiError::UnsupportedKey("unreadable RSA public key".into())),
+            Err(e) => Err(PkiError::UnsupportedKey(format!("unreadable public key ({e})"))),
+        };
+    }
+    if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let Some(curve) = named_curve(spki) else {
+            return Err(PkiError::UnsupportedKey(
+                "EC key without a named curve (explicit curve parameters)".into(),
+            ));
+        };
+        return if curve == OID_EC_P256 {
+            Ok(KeyAlgorithm::Ec256)
+        } else if curve == OID_NIST_EC_P384 {
+            Ok(KeyAlgorithm::Ec384)
+        } else {
+            Err(PkiError::UnsupportedKey(curve_name(&curve.to_id_string())))
+        };
+    }
+    let dotted = alg.to_id_string();
+    let name = match dotted.as_str() {
+        "1.3.101.112" => "Ed25519".to_owned(),
+        "1.3.101.113" => "Ed448".to_owned(),
+        "1.2.840.10040.4.1" => "DSA".to_owned(),
+        "1.2.840.113549.1.1.10" => "RSASSA-PSS key".to_owned(),
+        _ => format!("key algorithm {dotted}"),
+    };
+    Err(PkiError::UnsupportedKey(name))
+}
+
+/// The named curve of an EC key (`None` for explicit curve parameters).
+pub(crate) fn named_curve<'a>(spki: &'a SubjectPublicKeyInfo<'_>) -> Option<Oid<'a>> {
+    spki.algorithm
+        .parameters
+        .as_ref()
+        .filter(|p| p.tag() == Tag::Oid)
+        .and_then(|p| p.as_oid().ok())
+}
+
+/// Names an elliptic curve the PCA does not sign, by its dotted OID.
+pub(crate) fn curve_name(dotted: &str) -> String {
+    match dotted {
+        "1.3.132.0.35" => "ECDSA P-521".to_owned(),
+        "1.3.132.0.10" => "EC curve secp256k1".to_owned(),
+        "1.2.156.10197.1.301" => "SM2".to_owned(),
+        "1.3.36.3.3.2.8.1.1.7" => "EC curve brainpoolP256r1".to_owned(),
+        "1.3.36.3.3.2.8.1.1.11" => "EC curve brainpoolP384r1".to_owned(),
+        "1.3.36.3.3.2.8.1.1.13" => "EC curve brainpoolP512r1".to_owned(),
+        other => format!("EC curve {other}"),
     }
 }
 
@@ -241,8 +418,10 @@ pub(crate) mod tests {
         PKCS_ECDSA_P384_SHA384, PKCS_ED25519, SanType,
     };
 
+    use proptest::prelude::*;
+
     use super::*;
-    use crate::pki::{Eku, Ku};
+    use crate::pki::{Eku, Ku, pem::first_block};
 
     pub(crate) fn csr_with(key: &KeyPair, sans: &[&str], cn: &str) -> String {
         let mut p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
@@ -293,13 +472,13 @@ pub(crate) mod tests {
         assert!(info.usages.has_key(Ku::DigitalSignature) && info.usages.has_key(Ku::KeyEncipherment));
         assert!(info.usages.has_extended(Eku::ServerAuth));
         assert_eq!(
-            parse_blocks(key.public_key_pem().as_bytes(), "PUBLIC KEY").unwrap()[0],
+            first_block(key.public_key_pem().as_bytes(), "PUBLIC KEY").unwrap(),
             info.spki_der
         );
         // CRLF input and DER input give the same result.
         let crlf = pem.replace('\n', "\r\n");
         assert_eq!(parse_csr(crlf.as_bytes()).unwrap().spki_der, info.spki_der);
-        let der = parse_blocks(pem.as_bytes(), CERTIFICATE_REQUEST).unwrap().remove(0);
+        let der = first_block(pem.as_bytes(), CERTIFICATE_REQUEST).unwrap();
         assert_eq!(parse_csr(&der).unwrap().pem, info.pem);
     }
 
@@ -353,7 +532,7 @@ pub(crate) mod tests {
     fn tampered_csr_fails_signature_check() {
         let key = KeyPair::generate().unwrap();
         let pem = csr_with(&key, &["good.example"], "cn");
-        let mut der = parse_blocks(pem.as_bytes(), CERTIFICATE_REQUEST).unwrap().remove(0);
+        let mut der = first_block(pem.as_bytes(), CERTIFICATE_REQUEST).unwrap();
         // Flip a byte inside the DNS name "good.example".
         let pos = der.windows(4).position(|w| w == b"good").unwrap();
         der[pos] = b'f';
@@ -370,6 +549,76 @@ pub(crate) mod tests {
             b"-----BEGIN CERTIFICATE REQUEST-----\n-----END CERTIFICATE REQUEST-----\n",
         ] {
             assert!(parse_csr(input).is_err());
+        }
+    }
+
+    /// The shared hostile list (also driven end to end through the controller): every case
+    /// is refused with a message naming its problem, never a panic.
+    #[test]
+    fn hostile_csrs_are_refused_naming_the_problem() {
+        use ccm_e2e::hostile::{self, RefusedBy};
+        let cases = hostile::csrs().expect("hostile CSR fixtures (needs openssl)");
+        assert!(cases.len() >= 30, "{} cases", cases.len());
+        assert_eq!(hostile::MAX_CSR_BYTES, MAX_CSR_BYTES);
+        assert_eq!(hostile::MAX_SANS, MAX_SANS);
+        let mut failures = Vec::new();
+        for case in &cases {
+            match (parse_csr(&case.request), case.refused_by) {
+                (Err(e), RefusedBy::Parser) if e.to_string().contains(case.problem) => {}
+                (Ok(info), RefusedBy::Plan) if info.basic_constraints_ca == Some(true) => {}
+                (got, _) => failures.push(format!("{}: want {:?}, got {got:?}", case.name, case.problem)),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// One valid CSR (DER) and what it parses to, made once for all property cases.
+    fn seed_csr() -> &'static (Vec<u8>, CsrInfo) {
+        static SEED: std::sync::OnceLock<(Vec<u8>, CsrInfo)> = std::sync::OnceLock::new();
+        SEED.get_or_init(|| {
+            let key = KeyPair::generate().unwrap();
+            let pem = csr_with(&key, &["a.example", "b.example"], "seed");
+            let der = first_block(pem.as_bytes(), CERTIFICATE_REQUEST).unwrap();
+            let info = parse_csr(&der).unwrap();
+            (der, info)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(crate::pki::fixtures::proptest_config())]
+
+        /// Mutated CSRs never panic the parser, and whatever still parses is what was signed:
+        /// the key and the SANs cannot change under a valid signature.
+        #[test]
+        fn mutated_csrs_never_panic_and_never_change_what_was_signed(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+            as_pem in any::<bool>(),
+        ) {
+            let (seed, original) = seed_csr();
+            let mut der = seed.clone();
+            for (at, byte) in &edits {
+                let i = at.index(der.len());
+                der[i] = *byte;
+            }
+            if let Some(cut) = cut {
+                der.truncate(cut.index(der.len()));
+            }
+            let input = if as_pem { encode_blocks(CERTIFICATE_REQUEST, [der.as_slice()]).into_bytes() } else { der.clone() };
+            if let Ok(info) = parse_csr(&input) {
+                prop_assert_eq!(&info.spki_der, &original.spki_der);
+                prop_assert_eq!(&info.sans, &original.sans);
+                prop_assert_eq!(&info.subject, &original.subject);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let mut der = vec![0x30];
+            der.extend_from_slice(&body);
+            prop_assert!(parse_csr(&der).is_err());
+            let pem = encode_blocks(CERTIFICATE_REQUEST, [body.as_slice()]);
+            let _ = parse_csr(pem.as_bytes());
         }
     }
 

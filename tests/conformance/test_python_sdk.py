@@ -12,14 +12,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import re
-import select
-import subprocess
 import time
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -53,8 +48,8 @@ from huaweicloudsdkccm.v1 import (
     Validity,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MOCK_BIN = Path(os.environ.get("CCM_MOCK_PCA_BIN", REPO_ROOT / "target" / "debug" / "ccm-mock-pca"))
+from mockproc import MockServer, running_mock
+
 
 AK = "CONFORMANCEAK00000001"
 SK = "conformance-secret-key-0000000000000001"
@@ -69,55 +64,9 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 PY_TYPES = {"str": str, "int": int, "bool": bool}
 
 
-@dataclass
-class MockServer:
-    url: str
-    ca_pem: Path
-    proc: subprocess.Popen
-    iam_url: str | None = None
-
-
-def _read_lines(proc: subprocess.Popen, count: int, timeout: float) -> list[str]:
-    """The first `count` stdout lines: the PCA URL, then (with --iam-listen) the IAM URL."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    fd = proc.stdout.fileno()
-    while buf.count(b"\n") < count:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or proc.poll() is not None:
-            raise RuntimeError(f"mock did not print its URL (exit={proc.poll()}, got {buf!r})")
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if ready:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError("mock closed stdout before printing its URL")
-            buf += chunk
-    return [line.decode().strip() for line in buf.split(b"\n")[:count]]
-
-
 def _start_mock(tmp_path_factory, extra: list[str], lines: int = 1):
-    if not MOCK_BIN.exists():
-        pytest.fail(f"mock binary not found at {MOCK_BIN}; run `cargo build -p ccm-mock-pca` or set CCM_MOCK_PCA_BIN")
-    work = tmp_path_factory.mktemp("ccm-mock")
-    ca_pem = work / "tls-ca.pem"
-    log = open(work / "mock.log", "wb")
-    proc = subprocess.Popen(
-        [str(MOCK_BIN), "--listen", "127.0.0.1:0", "--tls", "--tls-ca-out", str(ca_pem), *extra],
-        stdout=subprocess.PIPE,
-        stderr=log,
-    )
-    try:
-        urls = _read_lines(proc, lines, timeout=60)
-        assert all(u.startswith("https://127.0.0.1:") for u in urls), urls
-        yield MockServer(url=urls[0], ca_pem=ca_pem, proc=proc, iam_url=urls[1] if lines > 1 else None)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with running_mock(tmp_path_factory.mktemp("ccm-mock"), extra, lines) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,12 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use ccm_e2e::{CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, Signal, StaticToken};
+// Shared with the demo; not every test binary uses each.
+use ccm_e2e::{
+    CertManagerOptions, ControlPlane, ControlPlaneOptions, ManagedProcess, NodeOptions, Signal, StaticToken,
+};
+#[allow(unused_imports)]
+pub use ccm_e2e::{certificates, condition, eventually};
 use ccm_issuer::{cert_manager::CertificateRequest, crd::CCMIssuer};
 use ccm_mock_pca::{
     ca::KeyAlgorithm,
@@ -21,9 +26,10 @@ use ccm_mock_pca::{
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::Secret};
 use kube::{
     Api, Client, ResourceExt,
-    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams},
+    api::{DynamicObject, ListParams},
 };
 use libtest_mimic::{Arguments, Failed, Trial};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
@@ -53,6 +59,10 @@ pub struct StackOptions {
     pub csr_cn_rule: ccm_mock_pca::ca::CnRule,
     /// The mock's gateway throttle: calls per second and access key (`None`: unthrottled).
     pub mock_max_tps: Option<u64>,
+    /// Run a real node too (the mock then also serves the pods, at the node's address).
+    pub node: Option<NodeOptions>,
+    /// More CRD files to install (e.g. Istio's).
+    pub extra_crd_files: Vec<PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -64,6 +74,8 @@ impl Default for StackOptions {
             controller_args: Vec::new(),
             csr_cn_rule: ccm_mock_pca::ca::CnRule::Strict,
             mock_max_tps: None,
+            node: None,
+            extra_crd_files: Vec::new(),
         }
     }
 }
@@ -120,10 +132,12 @@ impl Stack {
             .enable_all()
             .build()?;
         let started = Instant::now();
+        let on_node = options.node.is_some();
         let cp = rt.block_on(ControlPlane::start(ControlPlaneOptions {
             tokens: options.tokens,
             cert_manager: Some(options.cert_manager),
-            extra_crd_files: crd_files(),
+            extra_crd_files: crd_files().into_iter().chain(options.extra_crd_files).collect(),
+            node: options.node,
             ..ControlPlaneOptions::default()
         }))?;
         let mock = rt.block_on(Embedded::start(EmbeddedOptions {
@@ -133,6 +147,12 @@ impl Stack {
             tls: true,
             csr_cn_rule: options.csr_cn_rule,
             max_tps: options.mock_max_tps,
+            // Pods reach it at the node's address (inside the private network namespace).
+            listen: on_node.then(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+            tls_sans: match on_node {
+                true => vec![ccm_e2e::node::NODE_IP.to_string()],
+                false => Vec::new(),
+            },
             ..Default::default()
         }))?;
         let mock_ca_pem = mock.tls_ca_pem.clone().context("mock TLS CA")?;
@@ -201,6 +221,8 @@ impl Stack {
             // the mock the way the Huawei SDK's environment override does.
             .args(["--pca-endpoint", &format!("cn-north-4={}", self.mock_url)])
             .args(["--pca-endpoint", &format!("ap-southeast-3={}", self.mock_url)])
+            // IAM is not moved by --pca-endpoint (as in the Huawei SDKs): point it at the mock too.
+            .args(["--iam-endpoint", &self.mock_url])
             .arg("--ca-bundle")
             .arg(&self.mock_ca_file)
             // Scenarios with a namespaced issuer naming the mock's endpoint: the administrator
@@ -260,6 +282,21 @@ impl Stack {
         process.wait().await
     }
 
+    /// Stops every replica (SIGKILL): a scenario starts from none, also after one that failed.
+    pub async fn stop_all_replicas(&self) -> Result<()> {
+        let names: Vec<String> = self
+            .replicas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for name in names {
+            self.stop_replica(&name, Signal::Kill).await?;
+        }
+        Ok(())
+    }
+
     /// The health port of a running replica.
     pub fn replica_port(&self, name: &str) -> Option<u16> {
         self.replicas
@@ -267,6 +304,17 @@ impl Stack {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .map(|(_, port)| *port)
+    }
+
+    /// Whether the leader lease was renewed (or taken) after `t`.
+    pub async fn lease_renewed_after(&self, t: jiff::Timestamp) -> Result<bool> {
+        let leases: Api<Lease> = Api::namespaced(self.client().await?, CLUSTER_RESOURCE_NAMESPACE);
+        Ok(leases
+            .get_opt("ccm-issuer-leader")
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.renew_time)
+            .is_some_and(|r| r.0 > t))
     }
 
     /// The identity holding the leader lease, if any.
@@ -415,27 +463,6 @@ pub fn main_with(options: StackOptions, trials: Vec<Scenario>) -> ExitCode {
     }
 }
 
-/// Polls `check` until it yields a value, or fails after `timeout` with `what`.
-pub async fn eventually<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Result<Option<T>>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    let mut last;
-    loop {
-        match check().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => last = "not yet".into(),
-            Err(e) => last = format!("{e:#}"),
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what} (last: {last})");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// Waits for a CCMIssuer's Ready reason; returns (status, message).
 pub async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason: &str) -> Result<(String, String)> {
     let api: Api<CCMIssuer> = Api::namespaced(stack.client().await?, namespace);
@@ -454,36 +481,9 @@ pub async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason
     .await
 }
 
-/// The cert-manager Certificate API.
-pub fn certificates(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"));
-    Api::namespaced_with(client.clone(), namespace, &ar)
-}
-
-/// A condition of a dynamic object: `(status, reason, message)`.
-pub fn condition(obj: &DynamicObject, type_: &str) -> Option<(String, String, String)> {
-    obj.data["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-            (s("status"), s("reason"), s("message"))
-        })
-}
-
-/// Waits for a Certificate to be Ready=True.
+/// Waits for a Certificate to be Ready=True (90 s).
 pub async fn certificate_ready(client: &Client, namespace: &str, name: &str) -> Result<DynamicObject> {
-    let api = certificates(client, namespace);
-    eventually(
-        &format!("Certificate {namespace}/{name} Ready"),
-        Duration::from_secs(90),
-        async || {
-            let cert = api.get(name).await?;
-            Ok(condition(&cert, "Ready").filter(|c| c.0 == "True").map(|_| cert))
-        },
-    )
-    .await
+    ccm_e2e::certificate_ready(client, namespace, name, Duration::from_secs(90)).await
 }
 
 /// A Secret's data as text.
@@ -692,4 +692,54 @@ pub async fn request_counts(client: &Client, namespace: &str) -> Result<(usize, 
         );
     }
     Ok((list.items.len(), approved, ready, failed))
+}
+
+/// Every certificate of a PEM bundle, in order.
+pub fn certs_of(pem: &str) -> Result<Vec<CertificateDer<'static>>> {
+    Ok(CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The private key of a PEM file.
+pub fn key_of(pem: &str) -> Result<PrivateKeyDer<'static>> {
+    Ok(PrivateKeyDer::from_pem_slice(pem.as_bytes())?)
+}
+
+/// One TLS exchange over loopback ("ping", "pong") between the two configurations; both sides
+/// must succeed within 10 s. `check_server_side` looks at the server's connection after the
+/// handshake (e.g. at the client's certificate).
+pub async fn tls_ping_pong(
+    server: rustls::ServerConfig,
+    client: rustls::ClientConfig,
+    name: ServerName<'static>,
+    check_server_side: impl FnOnce(&rustls::ServerConnection) -> Result<()> + Send + 'static,
+) -> Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let server_task = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        let mut tls = acceptor.accept(tcp).await?;
+        check_server_side(tls.get_ref().1)?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await?;
+        tls.write_all(b"pong").await?;
+        tls.shutdown().await?;
+        anyhow::Ok(())
+    });
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let client_side = async {
+        let mut tls = connector.connect(name, tcp).await?;
+        tls.write_all(b"ping").await?;
+        let mut buf = [0u8; 4];
+        tls.read_exact(&mut buf).await?;
+        anyhow::ensure!(&buf == b"pong", "unexpected reply");
+        anyhow::Ok(())
+    };
+    let client_result = tokio::time::timeout(Duration::from_secs(10), client_side).await;
+    let server_result = tokio::time::timeout(Duration::from_secs(10), server_task).await;
+    client_result.context("client timed out")??;
+    server_result.context("server timed out")???;
+    Ok(())
 }

@@ -158,6 +158,14 @@ rejects a repeated flag), which is checked here with a message naming the value 
 {{- range $region := keys $c.pcaEndpoints | sortAlpha }}
 {{- $args = append $args (printf "--pca-endpoint=%s=%s" $region (get $c.pcaEndpoints $region)) }}
 {{- end }}
+{{- with $c.iamEndpoint }}
+{{- $args = append $args (printf "--iam-endpoint=%s" .) }}
+{{- end }}
+{{- $_ := set $managed "--iam-endpoint" "controller.iamEndpoint" }}
+{{- with $c.stsEndpoint }}
+{{- $args = append $args (printf "--sts-endpoint=%s" .) }}
+{{- end }}
+{{- $_ := set $managed "--sts-endpoint" "controller.stsEndpoint" }}
 {{- with include "ccm-issuer.caBundlePath" . }}
 {{- $args = append $args (printf "--ca-bundle=%s" .) }}
 {{- $_ := set $managed "--ca-bundle" "caBundle" }}

@@ -29,9 +29,8 @@ use super::{
     issuance::{
         self, IssuanceError, Obtained,
         intent::{INTENT_ANNOTATION, bound},
-        recovery::RecoveryError,
     },
-    issuer::report_problem,
+    issuer::{reasons::CA_NOT_FOUND, report_problem},
     tracked::{Tracked, Write},
 };
 use crate::{
@@ -93,9 +92,12 @@ pub async fn act(tracked: &mut Tracked, ctx: &Context) -> Result<Outcome, Error>
         Ok(i) => i,
         Err(o) => return Ok(o),
     };
-    let plan = match plan(cr) {
-        Ok(p) => p,
-        Err(message) => return Ok(Outcome::invalid(message)),
+    // CSR parsing checks a signature: CPU work, off the async workers.
+    let request = cr.clone();
+    let plan = match tokio::task::spawn_blocking(move || plan(&request)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(message)) => return Ok(Outcome::invalid(message)),
+        Err(e) => return Ok(Outcome::invalid(format!("the request could not be checked: {e}"))),
     };
     match sign(tracked, ctx, &issuer, &plan).await {
         Ok(issued) => Ok(Outcome::Issued(issued)),
@@ -285,21 +287,12 @@ async fn issuance_outcome(cr: &CertificateRequest, ctx: &Context, issuer: &AnyIs
         IssuanceError::NotIssued(e) => pca_outcome(cr, ctx, issuer, e, Phase::Issue, Budget::Limited)
             .await
             .into(),
-        IssuanceError::Unknown(e) | IssuanceError::Recovery(RecoveryError::Pca(e)) if e.is_credentials() => {
+        IssuanceError::Unknown(e) | IssuanceError::Recovery(e) if e.is_credentials() => {
             refused_credentials(ctx, issuer, &e).await.into()
         }
-        IssuanceError::Unknown(e) | IssuanceError::Recovery(RecoveryError::Pca(e)) => {
+        IssuanceError::Unknown(e) | IssuanceError::Recovery(e) => {
             transient(cr, ctx, e.reason(), unknown(&e), Phase::Issue, Budget::Unlimited).into()
         }
-        IssuanceError::Recovery(e @ RecoveryError::Incomplete(_)) => transient(
-            cr,
-            ctx,
-            reasons::VERIFYING_EARLIER_ATTEMPT,
-            e.to_string(),
-            Phase::Issue,
-            Budget::Unlimited,
-        )
-        .into(),
         IssuanceError::Undecided { message, wait } => {
             Outcome::unresolved(reasons::VERIFYING_EARLIER_ATTEMPT, message, wait).into()
         }
@@ -310,9 +303,9 @@ async fn issuance_outcome(cr: &CertificateRequest, ctx: &Context, issuer: &AnyIs
 }
 
 /// After the PCA issued `id`: never answered with another issue call. Transient export errors
-/// retry without limit (failing would strand the certificate); "not found" right after the
-/// issue is read-after-write lag and retries within the budget; a certificate that is not
-/// what was asked for fails the request.
+/// (throttling, 5xx, time-outs) retry without limit (failing would strand the certificate);
+/// "not found" right after the issue (read-after-write lag) and unusable answers retry within
+/// the budget; a certificate that is not what was asked for fails the request.
 async fn delivery_outcome(
     cr: &CertificateRequest,
     ctx: &Context,
@@ -328,6 +321,16 @@ async fn delivery_outcome(
             ctx,
             e.reason(),
             format!("PCA certificate {id} was issued for this request but cannot be exported yet: {e}"),
+            Phase::Deliver,
+            Budget::Limited,
+        ),
+        // An unusable answer (not JSON, a field missing or of the wrong type, too large) may be
+        // a passing fault; it is retried within the budget, then reported.
+        SignError::Pca(e @ PcaError::Decode { .. }) => transient(
+            cr,
+            ctx,
+            e.reason(),
+            format!("PCA certificate {id} was issued for this request; its export answer cannot be used: {e}"),
             Phase::Deliver,
             Budget::Limited,
         ),
@@ -369,7 +372,7 @@ async fn pca_outcome(
 /// The PCA refused the issuer's credentials (or its CA is gone): the issuer is re-checked and
 /// the request waits for it.
 async fn refused_credentials(ctx: &Context, issuer: &AnyIssuer, e: &PcaError) -> Outcome {
-    let reason = if e.is_not_found() { "CANotFound" } else { e.reason() };
+    let reason = if e.is_not_found() { CA_NOT_FOUND } else { e.reason() };
     let message = format!("Waiting for {} after the PCA refused a call: {e}", issuer.key());
     report_problem(ctx, issuer, reason, e.to_string()).await;
     Outcome::waiting(reasons::ISSUER_NOT_READY, message, None)

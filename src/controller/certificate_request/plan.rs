@@ -73,18 +73,14 @@ pub fn validity_for(
         if available < 1 {
             return Err(format!(
                 "the PCA CA ends at {} and cannot sign a certificate of at least one hour; renew the CA",
-                jiff::Timestamp::from_second(not_after)
-                    .map(crate::controller::rfc3339)
-                    .unwrap_or_default()
+                crate::controller::rfc3339_secs(not_after)
             ));
         }
         let available = u64::try_from(available).unwrap_or(0);
         if hours > available {
             note = Some(format!(
                 "requested duration of {requested}h would outlive the PCA CA (notAfter {}); clamped to {available}h",
-                jiff::Timestamp::from_second(not_after)
-                    .map(crate::controller::rfc3339)
-                    .unwrap_or_default()
+                crate::controller::rfc3339_secs(not_after)
             ));
             hours = available;
         }

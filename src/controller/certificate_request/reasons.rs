@@ -16,10 +16,6 @@ pub const INVALID_REQUEST: &str = "InvalidRequest";
 pub const CERTIFICATE_MISMATCH: &str = "CertificateMismatch";
 /// An earlier issue attempt's outcome is being established.
 pub const VERIFYING_EARLIER_ATTEMPT: &str = "VerifyingEarlierAttempt";
-/// Another worker or replica changed the request; it is read again.
-pub const REQUEST_CHANGED: &str = "RequestChanged";
-/// This replica may not issue: it cannot prove it holds the leader lease.
-pub const NOT_LEADER: &str = "NotLeader";
 /// The issued certificate's validity was shortened (PCA limit, or the CA ends sooner).
 pub const DURATION_CLAMPED: &str = "DurationClamped";
 /// The PCA CA ends too soon to sign a certificate of at least an hour.
@@ -32,5 +28,3 @@ pub const INTENT_CONFLICT: &str = "IntentConflict";
 pub const REISSUED_AFTER_UNKNOWN_OUTCOME: &str = "ReissuedAfterUnknownOutcome";
 /// The PCA throttled calls and the client lowered its rate (event on the issuer).
 pub const PCA_RATE_LOWERED: &str = "PCARateLowered";
-/// A Kubernetes API call failed (metrics only).
-pub const KUBERNETES_API_ERROR: &str = "KubernetesAPIError";

@@ -36,12 +36,32 @@ pub fn bind(uid: &str, value: impl std::fmt::Display) -> String {
 }
 
 /// An issue attempt, recorded before the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
     /// When the attempt started (our clock), epoch ms.
     pub start_ms: i64,
     /// The issue call is never sent after this instant (our clock), epoch ms.
     pub deadline_ms: i64,
+    /// How far a search for its certificate has ruled candidates out (kept on the request so
+    /// a restarted or new leader goes on from there).
+    pub searched: Option<Cursor>,
+}
+
+/// A position in the PCA's certificate list, newest first: every candidate created after
+/// `at`, and those created at `at` whose id sorts up to `id`, have been ruled out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Creation time (PCA clock), epoch ms.
+    pub at: i64,
+    /// Certificate id.
+    pub id: String,
+}
+
+impl Cursor {
+    /// Whether the candidate `(at, id)` is at or before this position (already ruled out).
+    pub fn passed(&self, at: i64, id: &str) -> bool {
+        at > self.at || (at == self.at && id <= self.id.as_str())
+    }
 }
 
 /// What the intent annotation of a request says.
@@ -62,16 +82,20 @@ impl Intent {
         Self {
             start_ms,
             deadline_ms: start_ms.saturating_add(budget_ms),
+            searched: None,
         }
     }
 
-    /// The annotation value for a request.
+    /// The annotation value for a request: `<uid>/<start>/<deadline>[/<at>:<id>]`.
     pub fn encode(&self, uid: &str) -> String {
-        bind(uid, format!("{}/{}", self.start_ms, self.deadline_ms))
+        match &self.searched {
+            None => bind(uid, format!("{}/{}", self.start_ms, self.deadline_ms)),
+            Some(c) => bind(uid, format!("{}/{}/{}:{}", self.start_ms, self.deadline_ms, c.at, c.id)),
+        }
     }
 
-    /// Reads `<start>/<deadline>`; the one-field form of earlier versions (`<start>`) had an
-    /// implicit deadline of `legacy_grace` after the start.
+    /// Reads `<start>/<deadline>[/<at>:<id>]`; the one-field form of earlier versions
+    /// (`<start>`) had an implicit deadline of `legacy_grace` after the start.
     pub fn parse(value: &str, legacy_grace: Duration) -> Option<Intent> {
         let mut fields = value.split('/');
         let start: i64 = fields.next()?.parse().ok()?;
@@ -79,12 +103,24 @@ impl Intent {
             Some(d) => d.parse().ok()?,
             None => Intent::new(start, legacy_grace).deadline_ms,
         };
+        let searched = match fields.next() {
+            None => None,
+            Some(c) => {
+                let (at, id) = c.split_once(':')?;
+                (!id.is_empty() && id.len() <= 64).then_some(())?;
+                Some(Cursor {
+                    at: at.parse().ok()?,
+                    id: id.to_owned(),
+                })
+            }
+        };
         if fields.next().is_some() || start <= 0 || deadline < start {
             return None;
         }
         Some(Intent {
             start_ms: start,
             deadline_ms: deadline,
+            searched,
         })
     }
 
@@ -153,22 +189,52 @@ mod tests {
         let cr = request(&[(INTENT_ANNOTATION, &i.encode("uid-1"))]);
         assert_eq!(
             recorded_intent(&cr, "uid-1", Duration::from_secs(60)),
-            RecordedIntent::Valid(i)
+            RecordedIntent::Valid(i.clone())
         );
         let legacy = request(&[(INTENT_ANNOTATION, "uid-1/1700000000000")]);
         assert_eq!(
             recorded_intent(&legacy, "uid-1", Duration::from_secs(60)),
             RecordedIntent::Valid(Intent {
                 start_ms: 1_700_000_000_000,
-                deadline_ms: 1_700_000_060_000
+                deadline_ms: 1_700_000_060_000,
+                searched: None,
             })
         );
         assert_eq!(i.in_flight_until(), i.deadline_ms + IN_FLIGHT_MARGIN_MS);
     }
 
     #[test]
+    fn search_progress_round_trips_and_orders_newest_first() {
+        let mut i = Intent::new(1_700_000_000_000, Duration::from_secs(35));
+        i.searched = Some(Cursor {
+            at: 1_700_000_001_000,
+            id: "6434f74f-2d13-4e6a-89eb-93ee313f1a43".into(),
+        });
+        let cr = request(&[(INTENT_ANNOTATION, &i.encode("uid-1"))]);
+        assert_eq!(
+            recorded_intent(&cr, "uid-1", Duration::from_secs(60)),
+            RecordedIntent::Valid(i.clone())
+        );
+        let c = i.searched.expect("cursor");
+        assert!(c.passed(c.at + 1, "zzz"), "newer ones come first");
+        assert!(c.passed(c.at, "0000"), "same time, smaller id");
+        assert!(!c.passed(c.at, "ffff"), "same time, larger id");
+        assert!(!c.passed(c.at - 1, "0000"), "older ones come after");
+    }
+
+    #[test]
     fn unreadable_intents_are_malformed_not_epoch_zero() {
-        for bad in ["garbage", "0", "-5", "10/5", "1/2/3", "1700000000000/x"] {
+        for bad in [
+            "garbage",
+            "0",
+            "-5",
+            "10/5",
+            "1/2/3",
+            "1700000000000/x",
+            "1/2/3:",
+            "1/2/x:y",
+            "1/2/3:4/5",
+        ] {
             let cr = request(&[(INTENT_ANNOTATION, &format!("uid-1/{bad}"))]);
             assert!(
                 matches!(

@@ -29,7 +29,7 @@ use tracing::{info, warn};
 
 use self::{
     intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION, Intent, RecordedIntent, bind, bound, recorded_intent},
-    recovery::{RecoveryError, Search, Target},
+    recovery::{Search, Target},
 };
 use super::{
     Context,
@@ -57,7 +57,7 @@ pub enum IssuanceError {
     Unknown(PcaError),
     /// Looking for the certificate of an earlier attempt failed; the outcome is still unknown.
     #[error("looking for the certificate of an earlier attempt failed: {0}")]
-    Recovery(#[from] RecoveryError),
+    Recovery(PcaError),
     /// An earlier attempt may still be in flight, or recovery needs another pass.
     #[error("{message}")]
     Undecided {
@@ -137,7 +137,7 @@ async fn resolve_earlier_attempt(
     let now = jiff::Timestamp::now().as_millisecond();
     if request.kind.is_ca() {
         if now < intent.in_flight_until() {
-            return Err(in_flight(intent, now));
+            return Err(in_flight(&intent, now));
         }
         warn!(request = %tracked.name(), "the outcome of an earlier CA issue attempt is unknown and the PCA cannot list CA certificates; issuing again with the same CSR");
         ctx.metrics.unknown_outcome_reissue(request.kind.label());
@@ -154,11 +154,14 @@ async fn resolve_earlier_attempt(
         .await;
         return Ok(None);
     }
-    let target = Target { request, intent };
+    let target = Target {
+        request,
+        intent: intent.clone(),
+    };
     let mut checked = ctx.requests.checked_candidates(&uid);
     let result = recovery::search(client, &target, &mut checked).await;
     ctx.requests.set_checked_candidates(&uid, checked);
-    match result? {
+    match result.map_err(IssuanceError::Recovery)? {
         Search::Found(id) => {
             info!(request = %tracked.name(), certificate_id = %id, "found the certificate of an earlier attempt; not issuing again");
             ctx.metrics.duplicate_avoided(reasons::RECOVERED);
@@ -177,15 +180,31 @@ async fn resolve_earlier_attempt(
             info!(request = %tracked.name(), "no certificate from the earlier attempt exists and it can no longer land; issuing again");
             Ok(None)
         }
-        Search::NotIssued => Err(in_flight(intent, now)),
-        Search::Undecided(why) => Err(IssuanceError::Undecided {
-            message: format!("Looking for the certificate of an earlier attempt whose outcome is unknown: {why}"),
-            wait: Duration::from_secs(5),
-        }),
+        Search::NotIssued => Err(in_flight(&intent, now)),
+        Search::Undecided { why, progress } => {
+            // Progress is kept only once the attempt can no longer land: before that, its
+            // certificate could still appear behind the position.
+            if let (Some(searched), true) = (progress, now >= intent.in_flight_until()) {
+                let kept = Intent {
+                    searched: Some(searched),
+                    ..intent
+                };
+                if let Write::Conflict | Write::Gone = tracked
+                    .annotate(&[(INTENT_ANNOTATION, Some(kept.encode(&uid)))])
+                    .await?
+                {
+                    return Err(IssuanceError::Conflict);
+                }
+            }
+            Err(IssuanceError::Undecided {
+                message: format!("Looking for the certificate of an earlier attempt whose outcome is unknown: {why}"),
+                wait: Duration::from_secs(1),
+            })
+        }
     }
 }
 
-fn in_flight(intent: Intent, now: i64) -> IssuanceError {
+fn in_flight(intent: &Intent, now: i64) -> IssuanceError {
     let wait = u64::try_from(intent.in_flight_until().saturating_sub(now)).unwrap_or(0);
     IssuanceError::Undecided {
         message: format!(
@@ -213,12 +232,13 @@ async fn replace_malformed_intent(ctx: &Context, tracked: &mut Tracked, value: &
     let replacement = Intent {
         start_ms: created.min(now),
         deadline_ms: Intent::new(now, budget).deadline_ms,
+        searched: None,
     };
     match tracked
         .annotate(&[(INTENT_ANNOTATION, Some(replacement.encode(tracked.uid())))])
         .await
     {
-        Ok(Write::Written) => in_flight(replacement, now),
+        Ok(Write::Written) => in_flight(&replacement, now),
         Ok(_) => IssuanceError::Conflict,
         Err(e) => e.into(),
     }

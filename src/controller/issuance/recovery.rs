@@ -10,13 +10,17 @@
 //!    search over the offset instead of paging through everything newer;
 //! 2. narrows entries by issuing CA, key algorithm, common name and status from the list
 //!    itself, before any export;
-//! 3. exports the remaining candidates nearest to the intent first, skipping ids it already
-//!    checked (kept per request across passes) and ids the PCA refuses to export;
-//! 4. treats a list entry without `create_time`, or a page without `total`, as an incomplete
-//!    answer to retry — never as "nothing was issued".
+//! 3. exports the few candidates nearest to the attempt first — on the PCA's clock as its
+//!    `Date` headers tell it, so the certificate of a lost answer is normally the first one
+//!    exported (the hint only orders, it never narrows) — then sweeps the rest newest first,
+//!    four exports at a time, ruling out ids the PCA refuses to export; how far the sweep got
+//!    is kept in the intent annotation, so a restarted or new leader goes on from there;
+//! 4. gets a list entry without `create_time`, or a page without `total`, from the client as an
+//!    incomplete answer to retry — never as "nothing was issued".
 //!
-//! One pass costs at most `1 + ⌈log2(total)⌉ + MAX_WINDOW_PAGES` list calls and
-//! `MAX_EXPORTS_PER_PASS` exports; a window that needs more is continued in the next pass.
+//! One pass costs at most `1 + ⌈log2(total)⌉ + MAX_WINDOW_PAGES` list calls,
+//! `MAX_EXPORTS_PER_PASS` exports and one annotation write; a window with more candidates is
+//! continued in the next pass, from the recorded position.
 
 use std::collections::HashSet;
 
@@ -28,7 +32,9 @@ use crate::{
     signing::{SignRequest, exported_matches},
 };
 
-use super::intent::Intent;
+use futures::StreamExt;
+
+use super::intent::{Cursor, Intent};
 
 /// How far the PCA's clock may be from ours (the gateway refuses signatures beyond this).
 pub const CLOCK_SKEW_MS: i64 = 15 * 60 * 1000;
@@ -37,7 +43,12 @@ const PAGE: u32 = 100;
 /// Pages of the window read in one pass.
 pub const MAX_WINDOW_PAGES: u32 = 50;
 /// Candidates exported in one pass.
-pub const MAX_EXPORTS_PER_PASS: usize = 10;
+pub const MAX_EXPORTS_PER_PASS: usize = 25;
+
+/// Candidates nearest the attempt (on the PCA's clock) exported first, before the ordered sweep.
+const NEAREST_FIRST: usize = 5;
+/// Exports in flight at once.
+const EXPORTS_AT_ONCE: usize = 4;
 
 /// The result of one search pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,26 +57,20 @@ pub enum Search {
     Found(String),
     /// The whole window was read and no certificate matches.
     NotIssued,
-    /// The pass ended before the window was read or every candidate exported; search again.
-    Undecided(String),
-}
-
-/// Why a pass could not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum RecoveryError {
-    /// A list or export call failed.
-    #[error(transparent)]
-    Pca(#[from] PcaError),
-    /// The PCA's answer lacks a field the decision depends on.
-    #[error("the PCA's certificate list is incomplete ({0}); searching again later")]
-    Incomplete(&'static str),
+    /// The pass ended before every candidate was ruled out; search again, from `progress` on.
+    Undecided {
+        /// What is left.
+        why: String,
+        /// How far candidates are ruled out (newest first), if the pass moved on.
+        progress: Option<Cursor>,
+    },
 }
 
 /// What a pass looks for.
 pub struct Target<'a> {
     /// The issue that may have happened.
     pub request: &'a SignRequest<'a>,
-    /// The recorded attempt.
+    /// The recorded attempt (with how far earlier passes got).
     pub intent: Intent,
 }
 
@@ -93,58 +98,128 @@ impl Target<'_> {
         let (from, to) = self.window();
         let cn = self.request.csr.common_name.as_deref().unwrap_or_default();
         (from..=to).contains(&created)
-            && cert.issuer_id.as_deref() == Some(self.request.ca_id)
+            && cert.issuer_id == self.request.ca_id
             && cert
                 .key_algorithm
                 .as_deref()
                 .is_none_or(|k| k.eq_ignore_ascii_case(&self.request.csr.key.to_string()))
-            && cert.distinguished_name.common_name.as_deref().is_none_or(|c| c == cn)
+            && cert
+                .distinguished_name
+                .as_ref()
+                .and_then(|dn| dn.common_name.as_deref())
+                .is_none_or(|c| c == cn)
     }
 }
 
-/// One search pass. `checked` holds ids exported in earlier passes that did not match; it
-/// grows with the ids this pass rules out.
+/// One search pass: the candidates nearest the attempt first (a lost answer's certificate is
+/// normally among them), then an ordered sweep (newest first) from where earlier passes got.
+/// `checked` holds ids this process already ruled out.
 pub async fn search(
     client: &PcaClient,
     target: &Target<'_>,
     checked: &mut HashSet<String>,
-) -> Result<Search, RecoveryError> {
-    let (candidates, complete) = candidates(client, target).await?;
-    let unchecked: Vec<&String> = candidates
-        .iter()
-        .map(|(_, id)| id)
-        .filter(|id| !checked.contains(*id))
-        .collect();
-    for (n, id) in unchecked.iter().enumerate() {
-        if n == MAX_EXPORTS_PER_PASS {
-            return Ok(Search::Undecided(format!(
-                "{} candidate certificates left to check",
-                unchecked.len() - n
-            )));
+) -> Result<Search, PcaError> {
+    let (mut candidates, complete) = candidates(client, target).await?;
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    if let Some(c) = &target.intent.searched {
+        candidates.retain(|(at, id)| !c.passed(*at, id));
+    }
+    // On the PCA's clock the call landed between the intent's start and its deadline (the
+    // clock is known from its Date headers: an ordering hint, never a bound).
+    let offset = client.pca_clock_offset_ms().unwrap_or(0);
+    let (from, to) = (
+        target.intent.start_ms + offset - 1000,
+        target.intent.deadline_ms + offset + 1000,
+    );
+    let mut nearest: Vec<&(i64, String)> = candidates.iter().filter(|(_, id)| !checked.contains(id)).collect();
+    nearest.sort_by_key(|(at, id)| ((from - at).max(at - to).max(0), id.clone()));
+    nearest.truncate(NEAREST_FIRST);
+    let nearest_ids: Vec<String> = nearest.iter().map(|(_, id)| id.clone()).collect();
+    if let Some(found) = rule_out(client, target, &nearest_ids, checked).await? {
+        return Ok(Search::Found(found));
+    }
+    // The sweep: ruled-out candidates advance the position without an export.
+    let mut progress = None;
+    let mut budget = MAX_EXPORTS_PER_PASS.saturating_sub(nearest_ids.len());
+    let mut rest = candidates.iter().peekable();
+    while rest.peek().is_some() {
+        let mut batch = Vec::new();
+        while let Some((at, id)) = rest.peek() {
+            if !checked.contains(id) {
+                if budget == 0 || batch.len() == EXPORTS_AT_ONCE {
+                    break;
+                }
+                budget -= 1;
+                batch.push(id.clone());
+            }
+            progress = Some(Cursor {
+                at: *at,
+                id: id.clone(),
+            });
+            rest.next();
         }
-        match exported_matches(client, id, target.request).await {
-            Ok(true) => return Ok(Search::Found((*id).clone())),
-            Ok(false) => {}
-            // Revoked meanwhile, or otherwise not exportable: it cannot be delivered anyway.
-            Err(e) if !e.is_retryable() && !e.is_credentials() => {}
-            Err(e) => return Err(e.into()),
+        if let Some(found) = rule_out(client, target, &batch, checked).await? {
+            return Ok(Search::Found(found));
         }
-        checked.insert((*id).clone());
+        if budget == 0 && rest.peek().is_some() {
+            return Ok(Search::Undecided {
+                why: format!("{} candidate certificates left to check", rest.count()),
+                progress,
+            });
+        }
     }
     Ok(if complete {
         Search::NotIssued
     } else {
-        Search::Undecided(format!(
-            "the time window holds more than {} certificates",
-            MAX_WINDOW_PAGES * PAGE
-        ))
+        Search::Undecided {
+            why: format!(
+                "the time window holds more than {} certificates",
+                MAX_WINDOW_PAGES * PAGE
+            ),
+            progress,
+        }
     })
 }
 
-/// The window's candidates, nearest to the intent first, and whether the window was read to
-/// its end.
-async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, bool), RecoveryError> {
-    let (from, to) = target.window();
+/// Exports `ids` (a few at a time) and returns the one issued for the request, if any; the
+/// others join `checked`. A candidate the PCA refuses to export (revoked meanwhile, …) cannot
+/// be delivered anyway and is ruled out.
+async fn rule_out(
+    client: &PcaClient,
+    target: &Target<'_>,
+    ids: &[String],
+    checked: &mut HashSet<String>,
+) -> Result<Option<String>, PcaError> {
+    let exports: Vec<_> = ids
+        .iter()
+        .cloned()
+        .map(|id| async move {
+            let result = exported_matches(client, &id, target.request).await;
+            (id, result)
+        })
+        .collect();
+    let mut results = futures::stream::iter(exports).buffered(EXPORTS_AT_ONCE);
+    while let Some((id, result)) = results.next().await {
+        match result {
+            Ok(true) => return Ok(Some(id)),
+            Ok(false) => {}
+            Err(e) if !e.is_retryable() && !e.is_credentials() => {}
+            Err(e) => return Err(e),
+        }
+        checked.insert(id);
+    }
+    Ok(None)
+}
+
+/// The window's candidates (each once), and whether the window was read to its end.
+async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, bool), PcaError> {
+    let (from, window_end) = target.window();
+    // Earlier passes ruled out everything newer than their position: start listing there.
+    let to = target
+        .intent
+        .searched
+        .as_ref()
+        .map_or(window_end, |c| c.at.min(window_end));
     let first = list(client, target, PAGE, 0).await?;
     let total = first.total;
     let mut offset = match first.certificates.last().map(created).transpose()? {
@@ -159,35 +234,30 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
     let mut found = Vec::new();
     for _ in 0..MAX_WINDOW_PAGES {
         if page.certificates.is_empty() {
-            return Ok((nearest_first(found, target), true));
+            return Ok((found, true));
         }
         for cert in &page.certificates {
             let at = created(cert)?;
             if at < from {
-                return Ok((nearest_first(found, target), true));
+                return Ok((found, true));
             }
-            if target.may_be_ours(cert, at) {
+            if target.may_be_ours(cert, at) && !found.iter().any(|(_, id)| id == &cert.certificate_id) {
                 found.push((at, cert.certificate_id.clone()));
             }
         }
         offset = offset.saturating_add(u32::try_from(page.certificates.len()).unwrap_or(PAGE));
         if u64::from(offset) >= page.total {
-            return Ok((nearest_first(found, target), true));
+            return Ok((found, true));
         }
         page = list(client, target, PAGE, offset).await?;
     }
-    Ok((nearest_first(found, target), false))
+    Ok((found, false))
 }
 
 /// The smallest offset whose entry was created at or before `to` (entries are newest first),
 /// by binary search with one-entry pages. New certificates only push entries to larger
 /// offsets, so the result may be a little early, never late: nothing in the window is skipped.
-async fn first_at_or_before(
-    client: &PcaClient,
-    target: &Target<'_>,
-    to: i64,
-    total: u64,
-) -> Result<u32, RecoveryError> {
+async fn first_at_or_before(client: &PcaClient, target: &Target<'_>, to: i64, total: u64) -> Result<u32, PcaError> {
     let mut lo = PAGE;
     let mut hi = u32::try_from(total).unwrap_or(u32::MAX);
     while lo < hi {
@@ -201,23 +271,13 @@ async fn first_at_or_before(
     Ok(lo)
 }
 
-async fn list(
-    client: &PcaClient,
-    target: &Target<'_>,
-    limit: u32,
-    offset: u32,
-) -> Result<CertificateList, RecoveryError> {
+async fn list(client: &PcaClient, target: &Target<'_>, limit: u32, offset: u32) -> Result<CertificateList, PcaError> {
     let page = client.list_certificates(&target.filter(limit, offset)).await?;
     Ok(page)
 }
 
-fn created(cert: &PrivateCertificate) -> Result<i64, RecoveryError> {
-    cert.create_time
-        .ok_or(RecoveryError::Incomplete("an entry has no create_time"))
-}
-
-fn nearest_first(mut found: Vec<(i64, String)>, target: &Target<'_>) -> Vec<(i64, String)> {
-    found.sort_by_key(|(at, id)| ((at - target.intent.start_ms).abs(), id.clone()));
-    found.dedup_by(|a, b| a.1 == b.1);
-    found
+/// The client refuses list answers without `create_time` (or `total`) as incomplete and
+/// retryable, so an absent field never reads as "nothing issued".
+fn created(cert: &PrivateCertificate) -> Result<i64, PcaError> {
+    Ok(cert.create_time)
 }

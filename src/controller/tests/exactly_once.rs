@@ -11,7 +11,10 @@ use super::*;
 use crate::{
     cert_manager::CertificateRequest,
     controller::{
-        issuance::intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION, RETRYING_SINCE_ANNOTATION, bound},
+        issuance::{
+            intent::{CERTIFICATE_ID_ANNOTATION, INTENT_ANNOTATION, RETRYING_SINCE_ANNOTATION, bound},
+            recovery::MAX_EXPORTS_PER_PASS,
+        },
         leader::Fence,
         runtime::request_inputs,
     },
@@ -242,21 +245,76 @@ async fn recovery_exports_a_bounded_number_of_candidates_per_pass() {
     let w = world(config).await;
     let c = csr(false, &["cert-test.com"]);
     w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
-    // 30 look-alikes (same CA, name and key algorithm) in the window, then ours is lost.
-    issue_others(&w.mock, "ingress-server-crt", 30).await;
     w.mock.faults(json!({"drop_after_issue": 1})).await;
     w.reconcile().await;
+    let ours: Vec<String> = w
+        .mock
+        .mock
+        .store
+        .all_certs()
+        .iter()
+        .map(|c| c.certificate_id.clone())
+        .collect();
+    let intent = annotation(&w, INTENT_ANNOTATION).expect("intent");
+    let start: i64 = intent.split('/').next().and_then(|s| s.parse().ok()).expect("start");
+    // 40 look-alikes (same CA, name and key algorithm) closer to the attempt than ours, which
+    // the PCA recorded a little before it (its clock runs behind).
+    for id in issue_others(&w.mock, "ingress-server-crt", 40).await {
+        set_create_time(&w.mock, &id, start + 1000);
+    }
+    set_create_time(&w.mock, &ours[0], start - 60_000);
     let exports_before = w.calls(EXPORT).await;
     w.reconcile().await;
     let exports = w.calls(EXPORT).await - exports_before;
-    assert!(exports <= 10, "{exports} exports in one pass");
-    for _ in 0..5 {
+    assert!(exports <= MAX_EXPORTS_PER_PASS as u64, "{exports} exports in one pass");
+    assert_eq!(w.ready().1, "Pending", "undecided after one pass: {}", w.ready().2);
+    for _ in 0..3 {
         if w.ready().1 == "Issued" {
             break;
         }
         w.reconcile().await;
     }
     assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+}
+
+/// Defect 3 (found by the chaos suite): ruled-out candidates were remembered in memory only, so
+/// a leader killed every few seconds never got through a large window; the position is now
+/// kept on the request and a new process goes on from there.
+#[tokio::test]
+async fn recovery_goes_on_where_a_restarted_leader_stopped() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let w = world(config.clone()).await;
+    // 40 look-alikes; the earlier attempt (long over) issued nothing.
+    issue_others(&w.mock, "ingress-server-crt", 40).await;
+    let c = csr(false, &["cert-test.com"]);
+    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
+    let uid = "0f0f0f0f-0000-4000-8000-00000000000e";
+    cr["metadata"]["uid"] = json!(uid);
+    let start = now_ms() - 120_000;
+    cr["metadata"]["annotations"] = json!({INTENT_ANNOTATION: format!("{uid}/{start}/{}", start + 6000)});
+    w.api.put(cr);
+    let exports_before = w.calls(EXPORT).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Pending", "{}", w.ready().2);
+    let intent = annotation(&w, INTENT_ANNOTATION).expect("intent");
+    assert_eq!(intent.split('/').count(), 3, "progress recorded: {intent}");
+    // A new leader (empty memory) goes on from the recorded position.
+    let restarted = context(&w.api, config);
+    for _ in 0..3 {
+        if w.ready().1 == "Issued" {
+            break;
+        }
+        reconcile(w.cr(), restarted.clone()).await.expect("reconcile");
+    }
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    let exports = w.calls(EXPORT).await - exports_before;
+    // Each look-alike once, plus the new certificate, plus at most the few nearest candidates
+    // the first process exported outside its recorded position.
+    assert!(exports <= 40 + 1 + 5, "{exports} exports");
     assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
 }
 
@@ -270,9 +328,13 @@ async fn revoked_candidate_does_not_fail_the_request() {
     let w = world(config).await;
     let c = csr(false, &["cert-test.com"]);
     let revoked = issue_others(&w.mock, "ingress-server-crt", 1).await.remove(0);
-    raw_client(&w.mock)
-        .revoke_certificate(&revoked, None)
-        .await
+    w.mock
+        .mock
+        .store
+        .update_cert(&revoked, |c| {
+            c.status = ccm_mock_pca::state::CertStatus::Revoked;
+            Ok(())
+        })
         .expect("revoke");
     let mut cr = request_json(&c, false, approved(), "CCMIssuer");
     let uid = "0f0f0f0f-0000-4000-8000-00000000000b";

@@ -58,7 +58,7 @@ async fn fence_closes_when_renewals_fail() {
     let mut a = Elector::new(api.client(), config("a"), fence.clone());
     a.acquire().await;
     for _ in 0..20 {
-        api.fail_next(Method::PUT, "/leases/ccm-issuer-leader", 500);
+        api.fail_next(Method::PATCH, "/leases/ccm-issuer-leader", 500);
     }
     let lost = tokio::time::timeout(Duration::from_secs(6), a.keep()).await;
     assert!(lost.is_ok(), "keep() returns once the lease cannot be proven");

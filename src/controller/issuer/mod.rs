@@ -2,6 +2,8 @@
 //! expire. Runs for both kinds, on spec changes, on changes of the referenced Secret, when a
 //! request's PCA call was refused for credentials, and every `--issuer-recheck-interval`.
 
+pub mod reasons;
+
 use std::{fmt, sync::Arc, time::Duration};
 
 use k8s_openapi::{api::core::v1::ObjectReference, apimachinery::pkg::apis::meta::v1::Condition};
@@ -14,15 +16,13 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{info, instrument, warn};
 
-use super::{Context, Error, FIELD_MANAGER, conditions::issuer_condition, credentials::IssuerProblem, rfc3339};
+use self::reasons::*;
+use super::{Context, Error, FIELD_MANAGER, conditions::issuer_condition, credentials::IssuerProblem, rfc3339_ms};
 use crate::{
     cert_manager::{CertificateRequest, READY},
     crd::{CCMClusterIssuer, CCMIssuer, CLUSTER_ISSUER_KIND, CaSummary, GROUP, ISSUER_KIND, IssuerSpec, IssuerStatus},
-    pca::types::CertificateAuthority,
+    pca::types::{CertificateAuthority, GenMode},
 };
-
-/// Condition type warning about the CA's end of validity.
-pub const CA_EXPIRING: &str = "CAExpiringSoon";
 
 /// Identifies an issuer of either kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -210,26 +210,79 @@ impl Verdict {
     }
 }
 
+/// Why a CA cannot sign, from what `ShowCertificateAuthority` reports: `(reason, message)`.
+/// `None` when nothing forbids it. Shared by the issuer check and `ccm-issuer pca describe-ca`
+/// / `pca sign`. Fields the answer leaves out (`freeze_flag`, `gen_mode`, algorithms, validity)
+/// forbid nothing: the service decides at issuance.
+pub fn signing_blocker(ca: &CertificateAuthority, urn: &str, now_ms: i64) -> Option<(&'static str, String)> {
+    let what = format!("PCA CA {urn} ({})", ca.distinguished_name.display());
+    if !ca.is_active() {
+        return Some((
+            CA_NOT_ACTIVE,
+            format!(
+                "{what} is {}; only an ACTIVED CA can issue (enable it in the CCM console)",
+                ca.status
+            ),
+        ));
+    }
+    if let Some(flag) = ca.freeze_flag.filter(|f| *f != 0) {
+        return Some((
+            CA_FROZEN,
+            format!(
+                "{what} is frozen (freeze_flag {flag}); a frozen CA cannot issue: check the CA and the account in the CCM console"
+            ),
+        ));
+    }
+    if ca.gen_mode == Some(GenMode::Csr) {
+        return Some((
+            CA_KEY_NOT_IN_PCA,
+            format!(
+                "{what} was issued from a CSR (gen_mode CSR): its private key is held outside the PCA, so the PCA cannot sign with it; use a CA whose key the PCA holds (gen_mode GENERATE or IMPORT)"
+            ),
+        ));
+    }
+    let is_sm = |v: &Option<String>| v.as_deref().is_some_and(|a| a.to_ascii_uppercase().starts_with("SM"));
+    if is_sm(&ca.key_algorithm) || is_sm(&ca.signature_algorithm) {
+        return Some((
+            CA_ALGORITHM_UNSUPPORTED,
+            format!(
+                "{what} uses {} with {}: SM2 CAs are not supported: TLS clients in Kubernetes cannot use them",
+                ca.key_algorithm.as_deref().unwrap_or("an unreported key algorithm"),
+                ca.signature_algorithm
+                    .as_deref()
+                    .unwrap_or("an unreported signature algorithm"),
+            ),
+        ));
+    }
+    if let Some(nb) = ca.not_before.filter(|nb| *nb > now_ms) {
+        return Some((
+            CA_NOT_YET_VALID,
+            format!("{what} is not valid before {}", rfc3339_ms(nb)),
+        ));
+    }
+    if let Some(na) = ca.not_after.filter(|na| *na <= now_ms) {
+        return Some((
+            CA_EXPIRED,
+            format!("{what} expired on {}; renew or replace it", rfc3339_ms(na)),
+        ));
+    }
+    None
+}
+
 /// Judges a CA as the PCA reported it.
 pub fn evaluate_ca(ca: CertificateAuthority, spec: &IssuerSpec, now_ms: i64, warn_window: Duration) -> Verdict {
     let subject = ca.distinguished_name.display();
-    let until = ca
-        .not_after
-        .map(ms_to_rfc3339)
-        .unwrap_or_else(|| "an unknown date".into());
+    let until = ca.not_after.map(rfc3339_ms).unwrap_or_else(|| "an unknown date".into());
     let window_ms = i64::try_from(warn_window.as_millis()).unwrap_or(i64::MAX);
     let expiring = ca.not_after.filter(|na| na - now_ms < window_ms).map(|na| {
         let days = (na - now_ms).max(0) / 86_400_000;
         format!("PCA CA {} ({subject}) expires on {until}, in {days} days: certificates are clamped to its validity; renew or replace the CA", spec.urn)
     });
-    if !ca.is_active() {
+    if let Some((reason, message)) = signing_blocker(&ca, &spec.urn, now_ms) {
         return Verdict {
             ready: Some(false),
-            reason: "CANotActive",
-            message: format!(
-                "PCA CA {} ({subject}) is {}; only an ACTIVED CA can issue (enable it in the CCM console)",
-                spec.urn, ca.status
-            ),
+            reason,
+            message,
             ca: Some(ca),
             expiring,
             transient: false,
@@ -246,18 +299,12 @@ pub fn evaluate_ca(ca: CertificateAuthority, spec: &IssuerSpec, now_ms: i64, war
     }
     Verdict {
         ready: Some(true),
-        reason: "Verified",
+        reason: VERIFIED,
         message,
         ca: Some(ca),
         expiring,
         transient: false,
     }
-}
-
-fn ms_to_rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(rfc3339)
-        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// Checks the Secret and the CA.
@@ -275,7 +322,7 @@ async fn check(issuer: &AnyIssuer, ctx: &Context) -> Verdict {
             ctx.config.ca_expiry_warning,
         ),
         Err(e) if e.is_not_found() => Verdict::problem(IssuerProblem {
-            reason: "CANotFound",
+            reason: CA_NOT_FOUND,
             message: format!("PCA CA {} does not exist at {}: {e}", spec.urn, client.endpoint()),
             retryable: false,
         }),
@@ -360,19 +407,19 @@ fn status_from(issuer: &AnyIssuer, verdict: &Verdict) -> IssuerStatus {
     )];
     if let Some(ca) = &verdict.ca {
         let (status, reason, message) = match &verdict.expiring {
-            Some(m) => (Some(true), "CAExpiresSoon", m.clone()),
+            Some(m) => (Some(true), CA_EXPIRING_SOON, m.clone()),
             None => (
                 Some(false),
-                "CAValid",
+                CA_VALID,
                 format!(
                     "PCA CA valid until {}",
-                    ca.not_after.map(ms_to_rfc3339).unwrap_or_default()
+                    ca.not_after.map(rfc3339_ms).unwrap_or_default()
                 ),
             ),
         };
         conditions.push(issuer_condition(
             existing,
-            CA_EXPIRING,
+            CA_EXPIRING_SOON,
             status,
             reason,
             message,
@@ -381,12 +428,12 @@ fn status_from(issuer: &AnyIssuer, verdict: &Verdict) -> IssuerStatus {
     }
     let ca = verdict.ca.as_ref().map(|ca| CaSummary {
         subject: Some(ca.distinguished_name.display()).filter(|s| !s.is_empty()),
-        status: Some(ca.status.clone()),
-        r#type: Some(ca.ca_type.clone()).filter(|s| !s.is_empty()),
+        status: Some(ca.status.to_string()),
+        r#type: Some(ca.ca_type.to_string()),
         key_algorithm: ca.key_algorithm.clone(),
         path_length: ca.path_length,
-        not_before: ca.not_before.map(ms_to_rfc3339),
-        not_after: ca.not_after.map(ms_to_rfc3339),
+        not_before: ca.not_before.map(rfc3339_ms),
+        not_after: ca.not_after.map(rfc3339_ms),
     });
     IssuerStatus {
         conditions,
@@ -412,10 +459,10 @@ async fn publish_transitions(issuer: &AnyIssuer, ctx: &Context, previous: Option
     }
     let was_expiring = issuer
         .status()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CA_EXPIRING))
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CA_EXPIRING_SOON))
         .is_some_and(|c| c.status == "True");
     if let (Some(m), false) = (&verdict.expiring, was_expiring) {
-        ctx.event(&reference, EventType::Warning, "CAExpiringSoon", "Check", m.clone())
+        ctx.event(&reference, EventType::Warning, CA_EXPIRING_SOON, "Check", m.clone())
             .await;
     }
 }
@@ -458,7 +505,7 @@ mod tests {
     use super::*;
     use crate::{
         cert_manager::{CertificateRequestSpec, IssuerRef},
-        pca::types::DistinguishedName,
+        pca::types::{CaStatus, CaType, DistinguishedName},
     };
 
     fn spec() -> IssuerSpec {
@@ -466,16 +513,28 @@ mod tests {
     }
 
     fn ca(status: &str, not_after_ms: i64) -> CertificateAuthority {
+        let status: CaStatus = serde_json::from_value(serde_json::json!(status)).unwrap();
         CertificateAuthority {
-            ca_id: spec().urn,
-            status: status.into(),
-            path_length: Some(1),
-            not_after: Some(not_after_ms),
+            ca_id: Some(spec().urn),
+            ca_type: CaType::Subordinate,
+            status,
             distinguished_name: DistinguishedName {
                 common_name: Some("sub".into()),
                 ..Default::default()
             },
-            ..Default::default()
+            path_length: Some(1),
+            issuer_id: None,
+            issuer_name: None,
+            key_algorithm: Some("EC256".into()),
+            signature_algorithm: Some("SHA256".into()),
+            freeze_flag: Some(0),
+            gen_mode: Some(GenMode::Generate),
+            serial_number: None,
+            create_time: None,
+            delete_time: None,
+            not_before: Some(0),
+            not_after: Some(not_after_ms),
+            enterprise_project_id: None,
         }
     }
 
@@ -491,6 +550,60 @@ mod tests {
             let v = evaluate_ca(ca(status, 400 * DAY), &spec(), 0, WINDOW);
             assert_eq!((v.ready, v.reason), (Some(false), "CANotActive"), "{status}");
             assert!(v.message.contains(status));
+        }
+    }
+
+    #[test]
+    fn cas_that_cannot_sign_are_not_ready_with_a_reason_naming_why() {
+        type Change = fn(&mut CertificateAuthority);
+        let cases: [(&str, Change, &str); 7] = [
+            (CA_FROZEN, |c| c.freeze_flag = Some(1), "freeze_flag 1"),
+            (CA_KEY_NOT_IN_PCA, |c| c.gen_mode = Some(GenMode::Csr), "gen_mode CSR"),
+            (
+                CA_ALGORITHM_UNSUPPORTED,
+                |c| c.key_algorithm = Some("SM2".into()),
+                "SM2 CAs are not supported: TLS clients in Kubernetes cannot use them",
+            ),
+            (
+                CA_ALGORITHM_UNSUPPORTED,
+                |c| c.signature_algorithm = Some("SM3".into()),
+                "SM2 CAs are not supported",
+            ),
+            (CA_NOT_YET_VALID, |c| c.not_before = Some(10 * DAY), "not valid before"),
+            (CA_EXPIRED, |c| c.not_after = Some(DAY / 2), "expired on"),
+            (
+                CA_NOT_ACTIVE,
+                |c| c.status = CaStatus::Other("FROZEN".into()),
+                "is FROZEN",
+            ),
+        ];
+        for (reason, change, text) in cases {
+            let mut c = ca("ACTIVED", 400 * DAY);
+            change(&mut c);
+            let v = evaluate_ca(c, &spec(), DAY, WINDOW);
+            assert_eq!((v.ready, v.reason), (Some(false), reason), "{text}");
+            assert!(v.message.contains(text), "{reason}: {}", v.message);
+            assert!(v.ca.is_some() && !v.transient);
+        }
+    }
+
+    #[test]
+    fn unreported_properties_forbid_nothing() {
+        let mut c = ca("ACTIVED", 400 * DAY);
+        (
+            c.freeze_flag,
+            c.gen_mode,
+            c.key_algorithm,
+            c.signature_algorithm,
+            c.not_before,
+            c.not_after,
+        ) = (None, None, None, None, None, None);
+        let v = evaluate_ca(c, &spec(), DAY, WINDOW);
+        assert_eq!((v.ready, v.reason), (Some(true), VERIFIED), "{}", v.message);
+        for gen_mode in [GenMode::Generate, GenMode::Import] {
+            let mut c = ca("ACTIVED", 400 * DAY);
+            c.gen_mode = Some(gen_mode);
+            assert_eq!(evaluate_ca(c, &spec(), DAY, WINDOW).reason, VERIFIED);
         }
     }
 
