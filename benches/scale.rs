@@ -23,22 +23,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
-    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
-}
-
 /// Median of five RSS samples a second apart, after `settle`.
 async fn settled_rss(pid: u32, settle: Duration) -> Result<u64> {
     tokio::time::sleep(settle).await;
-    let mut samples = Vec::new();
-    for _ in 0..5 {
-        samples.push(rss_kib(pid)?);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    samples.sort_unstable();
-    Ok(samples[2])
+    median_rss(pid).await
 }
 
 fn mib(kib: u64) -> f64 {
@@ -97,11 +85,7 @@ fn main() -> Result<()> {
 
         // ccm-issuer's half.
         let ours = "scale-ccm";
-        stack.credentials_secret(ours, "ccm-secret", SK).await?;
-        stack
-            .apply_in(ours, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
-            .await?;
-        issuer_condition(&stack, ours, "pca", "Verified").await?;
+        issuer_in(&stack, ours).await?;
         // cert-manager's CA issuer's half.
         let other = "scale-other";
         stack.cp.create_namespace(other).await?;
@@ -150,10 +134,5 @@ fn main() -> Result<()> {
         }
         anyhow::Ok(())
     });
-    if let Err(e) = &result {
-        eprintln!("benchmark failed: {e:#}");
-        stack.cp.dump_logs();
-    }
-    let _ = stack.rt.block_on(stack.cp.shutdown());
-    result
+    finish_bench(&stack, result)
 }

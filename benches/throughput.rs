@@ -8,7 +8,8 @@
 //! * `adaptive`: CertificateRequests created directly (no Certificate machinery in the way)
 //!   against mocks admitting N = 5, 20, 100 calls/s: ramp, steady certificates/s, 429 share.
 //!
-//! Run: `cargo bench --bench throughput` (needs `export CCM_E2E_TOOLS=$(e2e-tools/build.sh)`).
+//! Run: `cargo bench --bench throughput` (the control-plane tools come from `CCM_E2E_TOOLS`,
+//! else `e2e-tools/build.sh` is run, which returns at once when they are cached).
 //! Environment: `CCM_BENCH_PARTS` (comma-separated, default all three),
 //! `CCM_BENCH_CERTIFICATES` (default 500), `CCM_BENCH_THROTTLED_TPS` (default `5,10`),
 //! `CCM_BENCH_ADAPTIVE_TPS` (default `5,20,100`), `CCM_BENCH_ADAPTIVE_SECONDS` (default 120),
@@ -25,11 +26,8 @@ use std::{
 };
 
 use anyhow::{Result, bail};
-use ccm_issuer::{cert_manager::CertificateRequest, crd::CCMClusterIssuer};
-use ccm_mock_pca::{
-    ca::KeyAlgorithm,
-    embedded::{Embedded, EmbeddedOptions},
-};
+use ccm_issuer::cert_manager::CertificateRequest;
+use ccm_mock_pca::embedded::Embedded;
 use futures::{StreamExt, TryStreamExt};
 use kube::{
     Api, Client, ResourceExt,
@@ -282,49 +280,6 @@ async fn run_certificates(
     })
 }
 
-/// A mock PCA whose gateway admits `tps` calls per second, and a Ready CCMClusterIssuer
-/// `name` on it.
-async fn throttled_issuer(stack: &Stack, name: &str, tps: u64) -> Result<Embedded> {
-    let mock = Embedded::start(EmbeddedOptions {
-        credentials: vec![
-            format!("{AK}:{SK}:{DOMAIN}")
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!(e))?,
-        ],
-        cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
-        tls: true,
-        max_tps: Some(tps),
-        cert_quota: Some(u64::MAX),
-        ..Default::default()
-    })
-    .await?;
-    let ca = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        mock.tls_ca_pem.clone().unwrap_or_default(),
-    );
-    stack
-        .credentials_secret(CLUSTER_RESOURCE_NAMESPACE, &format!("{name}-secret"), SK)
-        .await?;
-    stack
-        .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: {name}}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{url}\", iamEndpoint: \"{url}\", caBundle: \"{ca}\", secretRef: {{name: {name}-secret}}}}\n", url = mock.url))
-        .await?;
-    let api: Api<CCMClusterIssuer> = Api::all(stack.client().await?);
-    eventually(
-        &format!("CCMClusterIssuer {name} Ready"),
-        Duration::from_secs(60),
-        async || {
-            let issuer = api.get(name).await?;
-            Ok(issuer
-                .status
-                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-                .filter(|c| c.status == "True")
-                .map(|_| ()))
-        },
-    )
-    .await?;
-    Ok(mock)
-}
-
 async fn side_by_side(stack: &Stack, n: usize) -> Result<()> {
     side_by_side_setup(stack).await?;
     let ca_ref = json!({"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "bench-ca"});
@@ -352,7 +307,7 @@ async fn throttled(stack: &Stack, n: usize, limits: &[u64]) -> Result<()> {
     let mut results = Vec::new();
     for &tps in limits {
         let name = format!("tps{tps}");
-        let mock = throttled_issuer(stack, &name, tps).await?;
+        let mock = throttled_cluster_issuer(stack, &name, tps).await?;
         let issuer_ref = json!({"group": "ccm-issuer.ccm.com", "kind": "CCMClusterIssuer", "name": name});
         let r = run_certificates(
             stack,
@@ -384,7 +339,7 @@ async fn throttled(stack: &Stack, n: usize, limits: &[u64]) -> Result<()> {
 /// CertificateRequests created directly, keeping a backlog, for `seconds`.
 async fn adaptive_one(stack: &Stack, client: &Client, tps: u64, seconds: u64) -> Result<()> {
     let name = format!("adaptive{tps}");
-    let mock = throttled_issuer(stack, &name, tps).await?;
+    let mock = throttled_cluster_issuer(stack, &name, tps).await?;
     let ns = format!("adaptive-{tps}");
     stack.cp.create_namespace(&ns).await?;
     let api: Api<CertificateRequest> = Api::namespaced(client.clone(), &ns);
@@ -517,12 +472,7 @@ fn main() -> Result<()> {
         }
         anyhow::Ok(())
     });
-    if let Err(e) = &result {
-        eprintln!("benchmark failed: {e:#}");
-        stack.cp.dump_logs();
-    }
-    let _ = stack.rt.block_on(stack.cp.shutdown());
-    result
+    finish_bench(&stack, result)
 }
 
 /// The cluster-scoped issuers the side-by-side runs use (so every run has a fresh namespace):
@@ -558,18 +508,5 @@ async fn side_by_side_setup(stack: &Stack) -> Result<()> {
     stack
         .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: bench-ccm}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: bench-ccm-secret}}}}\n"))
         .await?;
-    let api: Api<CCMClusterIssuer> = Api::all(stack.client().await?);
-    eventually(
-        "CCMClusterIssuer bench-ccm Ready",
-        Duration::from_secs(60),
-        async || {
-            let issuer = api.get("bench-ccm").await?;
-            Ok(issuer
-                .status
-                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-                .filter(|c| c.status == "True")
-                .map(|_| ()))
-        },
-    )
-    .await
+    cluster_issuer_ready(stack, "bench-ccm").await
 }

@@ -88,15 +88,6 @@ fn main() -> ExitCode {
 
 const LEASE: &str = "--leader-election-lease-duration=4s";
 
-/// A namespace with the mock's credentials and a Ready CCMIssuer `pca`.
-async fn issuer_in(stack: &Stack, ns: &str) -> Result<()> {
-    stack.credentials_secret(ns, "ccm-secret", SK).await?;
-    stack
-        .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
-        .await?;
-    issuer_condition(stack, ns, "pca", "Verified").await.map(|_| ())
-}
-
 /// The kinds of Certificates the suite mixes.
 fn certificate_yaml(i: usize, ca: bool) -> String {
     let name = format!("c{i:04}");

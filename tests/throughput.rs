@@ -14,10 +14,6 @@ use std::{collections::BTreeMap, process::ExitCode, time::Duration};
 
 use anyhow::{Result, ensure};
 use ccm_e2e::Signal;
-use ccm_mock_pca::{
-    ca::KeyAlgorithm,
-    embedded::{Embedded, EmbeddedOptions},
-};
 use k8s_openapi::api::events::v1::Event;
 use kube::{Api, api::ListParams};
 use support::*;
@@ -30,15 +26,6 @@ fn main() -> ExitCode {
             ("adaptive rate against a PCA throttling at 10/s", adaptive_rate),
         ],
     )
-}
-
-/// A namespace with the mock's credentials and a Ready CCMIssuer `pca`.
-async fn issuer_in(stack: &Stack, ns: &str) -> Result<()> {
-    stack.credentials_secret(ns, "ccm-secret", SK).await?;
-    stack
-        .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
-        .await?;
-    issuer_condition(stack, ns, "pca", "Verified").await.map(|_| ())
 }
 
 type Row = (String, String, String);
@@ -128,24 +115,7 @@ fn adaptive_rate(stack: &Stack) -> Result<()> {
     const CERTIFICATES: usize = 60;
     const LIMIT: u64 = 10;
     stack.rt.block_on(async {
-        let throttled = Embedded::start(EmbeddedOptions {
-            credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().map_err(|e: String| anyhow::anyhow!(e))?],
-            cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
-            tls: true,
-            max_tps: Some(LIMIT),
-            ..Default::default()
-        })
-        .await?;
-        let ca = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            throttled.tls_ca_pem.clone().unwrap_or_default(),
-        );
-        stack
-            .credentials_secret(CLUSTER_RESOURCE_NAMESPACE, "throttled-secret", SK)
-            .await?;
-        stack
-            .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: throttled}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{url}\", iamEndpoint: \"{url}\", caBundle: \"{ca}\", secretRef: {{name: throttled-secret}}}}\n", url = throttled.url))
-            .await?;
+        let throttled = throttled_cluster_issuer(stack, "throttled", LIMIT).await?;
         let ns = "throttled";
         stack.cp.create_namespace(ns).await?;
         let started = std::time::Instant::now();

@@ -18,7 +18,10 @@ use ccm_e2e::{
 };
 #[allow(unused_imports)]
 pub use ccm_e2e::{certificates, condition, eventually};
-use ccm_issuer::{cert_manager::CertificateRequest, crd::CCMIssuer};
+use ccm_issuer::{
+    cert_manager::CertificateRequest,
+    crd::{CCMClusterIssuer, CCMIssuer},
+};
 use ccm_mock_pca::{
     ca::KeyAlgorithm,
     embedded::{Embedded, EmbeddedOptions},
@@ -481,6 +484,60 @@ pub async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason
     .await
 }
 
+/// A namespace with the mock's credentials and a Ready CCMIssuer `pca`.
+pub async fn issuer_in(stack: &Stack, ns: &str) -> Result<()> {
+    stack.credentials_secret(ns, "ccm-secret", SK).await?;
+    stack
+        .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
+        .await?;
+    issuer_condition(stack, ns, "pca", "Verified").await.map(|_| ())
+}
+
+/// Waits (60 s) for a CCMClusterIssuer to be Ready=True.
+pub async fn cluster_issuer_ready(stack: &Stack, name: &str) -> Result<()> {
+    let api: Api<CCMClusterIssuer> = Api::all(stack.client().await?);
+    eventually(
+        &format!("CCMClusterIssuer {name} Ready"),
+        Duration::from_secs(60),
+        async || {
+            let issuer = api.get(name).await?;
+            Ok(issuer
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+                .filter(|c| c.status == "True")
+                .map(|_| ()))
+        },
+    )
+    .await
+}
+
+/// A second mock PCA whose gateway admits `tps` calls per second and access key (no
+/// certificate quota), and a Ready CCMClusterIssuer `name` on it (its own endpoint, IAM
+/// endpoint and caBundle). The caller stops the mock.
+pub async fn throttled_cluster_issuer(stack: &Stack, name: &str, tps: u64) -> Result<Embedded> {
+    let mock = Embedded::start(EmbeddedOptions {
+        credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().map_err(|e: String| anyhow!(e))?],
+        cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
+        tls: true,
+        max_tps: Some(tps),
+        cert_quota: Some(u64::MAX),
+        ..Default::default()
+    })
+    .await?;
+    let ca = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        mock.tls_ca_pem.clone().unwrap_or_default(),
+    );
+    stack
+        .credentials_secret(CLUSTER_RESOURCE_NAMESPACE, &format!("{name}-secret"), SK)
+        .await?;
+    stack
+        .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: {name}}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{url}\", iamEndpoint: \"{url}\", caBundle: \"{ca}\", secretRef: {{name: {name}-secret}}}}\n", url = mock.url))
+        .await?;
+    cluster_issuer_ready(stack, name).await?;
+    Ok(mock)
+}
+
 /// Waits for a Certificate to be Ready=True (90 s).
 pub async fn certificate_ready(client: &Client, namespace: &str, name: &str) -> Result<DynamicObject> {
     ccm_e2e::certificate_ready(client, namespace, name, Duration::from_secs(90)).await
@@ -616,6 +673,35 @@ pub fn request_delta(
             (d > 0).then(|| (k.clone(), d))
         })
         .collect()
+}
+
+/// Current RSS of a process (KiB, `VmRSS`).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
+    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
+}
+
+/// Median of five RSS samples (KiB) of a process, a second apart.
+pub async fn median_rss(pid: u32) -> Result<u64> {
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        samples.push(rss_kib(pid)?);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    samples.sort_unstable();
+    Ok(samples[2])
+}
+
+/// Ends a benchmark: on failure the components' logs are printed; the control plane is
+/// stopped either way.
+pub fn finish_bench(stack: &Stack, result: Result<()>) -> Result<()> {
+    if let Err(e) = &result {
+        eprintln!("benchmark failed: {e:#}");
+        stack.cp.dump_logs();
+    }
+    let _ = stack.rt.block_on(stack.cp.shutdown());
+    result
 }
 
 /// CPU seconds (user + system) and peak RSS (KiB, `VmHWM`) of a process.
