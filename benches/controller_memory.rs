@@ -14,23 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use support::*;
 
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
-    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
-}
-
 async fn settle_and_measure(stack: &Stack, label: &str) -> Result<u64> {
     // Let caches fill and allocations settle; report the median of a few samples.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let pid = stack.controller_pid().expect("controller running");
-    let mut samples = Vec::new();
-    for _ in 0..5 {
-        samples.push(rss_kib(pid)?);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    samples.sort_unstable();
-    let median = samples[2];
+    let median = median_rss(stack.controller_pid().expect("controller running")).await?;
     println!("{label:<58} RSS {:>7.1} MiB", median as f64 / 1024.0);
     Ok(median)
 }

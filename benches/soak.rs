@@ -25,21 +25,8 @@ const ISSUERS: usize = 200;
 const NAMESPACES: usize = 20;
 const BATCH: usize = 200;
 
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
-    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
-}
-
 async fn settled_rss(stack: &Stack) -> Result<u64> {
-    let pid = stack.controller_pid().expect("controller running");
-    let mut samples = Vec::new();
-    for _ in 0..5 {
-        samples.push(rss_kib(pid)?);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    samples.sort_unstable();
-    Ok(samples[2])
+    median_rss(stack.controller_pid().expect("controller running")).await
 }
 
 fn csr(cn: &str) -> String {

@@ -3,9 +3,13 @@
 //! Only the fields an external issuer reads or writes are modelled, everything optional where
 //! cert-manager allows it; the schema is never generated or installed (cert-manager owns the CRD).
 
-use k8s_openapi::ByteString;
-use kube::CustomResource;
-use serde::{Deserialize, Serialize};
+use std::{borrow::Cow, collections::BTreeMap};
+
+use k8s_openapi::{
+    ByteString, NamespaceResourceScope,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time},
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// cert-manager's API group.
 pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
@@ -30,16 +34,133 @@ pub mod reason {
     pub const DENIED: &str = "Denied";
 }
 
+/// A cert-manager CertificateRequest.
+///
+/// Written out rather than derived with `kube::CustomResource` so that decoding skips
+/// `metadata.managedFields`: every watch event of every request in the cluster carries it
+/// (nested JSON from each field manager, often a third of the object), and nothing here
+/// reads it.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CertificateRequest {
+    /// Standard metadata, without `managedFields`.
+    #[serde(default, deserialize_with = "metadata_without_managed_fields")]
+    pub metadata: ObjectMeta,
+    /// The spec.
+    #[serde(default)]
+    pub spec: CertificateRequestSpec,
+    /// The status.
+    #[serde(default)]
+    pub status: Option<CertificateRequestStatus>,
+}
+
+impl CertificateRequest {
+    /// A request named `name` with `spec` and no status (tests, fixtures).
+    pub fn new(name: &str, spec: CertificateRequestSpec) -> Self {
+        Self {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+}
+
+impl kube::Resource for CertificateRequest {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "CertificateRequest".into()
+    }
+
+    fn group(_: &()) -> Cow<'_, str> {
+        CERT_MANAGER_GROUP.into()
+    }
+
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+
+    fn plural(_: &()) -> Cow<'_, str> {
+        "certificaterequests".into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl Serialize for CertificateRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire<'a> {
+            api_version: &'static str,
+            kind: &'static str,
+            metadata: &'a ObjectMeta,
+            spec: &'a CertificateRequestSpec,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            status: &'a Option<CertificateRequestStatus>,
+        }
+        Wire {
+            api_version: "cert-manager.io/v1",
+            kind: "CertificateRequest",
+            metadata: &self.metadata,
+            spec: &self.spec,
+            status: &self.status,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// `ObjectMeta` without `managedFields` (and the deprecated `selfLink`): serde skips unknown
+/// fields without building them.
+fn metadata_without_managed_fields<'de, D: Deserializer<'de>>(deserializer: D) -> Result<ObjectMeta, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Meta {
+        annotations: Option<BTreeMap<String, String>>,
+        creation_timestamp: Option<Time>,
+        deletion_grace_period_seconds: Option<i64>,
+        deletion_timestamp: Option<Time>,
+        finalizers: Option<Vec<String>>,
+        generate_name: Option<String>,
+        generation: Option<i64>,
+        labels: Option<BTreeMap<String, String>>,
+        name: Option<String>,
+        namespace: Option<String>,
+        owner_references: Option<Vec<OwnerReference>>,
+        resource_version: Option<String>,
+        uid: Option<String>,
+    }
+    let m = Meta::deserialize(deserializer)?;
+    Ok(ObjectMeta {
+        annotations: m.annotations,
+        creation_timestamp: m.creation_timestamp,
+        deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+        deletion_timestamp: m.deletion_timestamp,
+        finalizers: m.finalizers,
+        generate_name: m.generate_name,
+        generation: m.generation,
+        labels: m.labels,
+        managed_fields: None,
+        name: m.name,
+        namespace: m.namespace,
+        owner_references: m.owner_references,
+        resource_version: m.resource_version,
+        self_link: None,
+        uid: m.uid,
+    })
+}
+
 /// `CertificateRequest.spec`.
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default)]
-#[kube(
-    group = "cert-manager.io",
-    version = "v1",
-    kind = "CertificateRequest",
-    namespaced,
-    status = "CertificateRequestStatus",
-    schema = "disabled"
-)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateRequestSpec {
     /// PEM CSR (base64 on the wire).
@@ -192,6 +313,45 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn decoding_skips_managed_fields_and_keeps_the_rest() {
+        let json = serde_json::json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "CertificateRequest",
+            "metadata": {
+                "name": "r", "namespace": "ns", "uid": "u", "resourceVersion": "7", "generation": 2,
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "annotations": {"a": "b"}, "labels": {"l": "v"},
+                "ownerReferences": [{"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "c", "uid": "cu"}],
+                "managedFields": [{"manager": "cert-manager", "operation": "Update", "fieldsType": "FieldsV1",
+                                   "fieldsV1": {"f:status": {"f:conditions": {}}}}],
+                "selfLink": "/x"
+            },
+            "spec": {"request": "UEVN", "issuerRef": {"name": "pca", "kind": "CCMIssuer", "group": "ccm-issuer.ccm.com"}},
+            "status": {"conditions": [{"type": "Approved", "status": "True"}]}
+        });
+        let cr: CertificateRequest = serde_json::from_value(json).unwrap();
+        assert!(cr.metadata.managed_fields.is_none());
+        assert_eq!(cr.metadata.name.as_deref(), Some("r"));
+        assert_eq!(cr.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(cr.metadata.uid.as_deref(), Some("u"));
+        assert_eq!(cr.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(cr.metadata.generation, Some(2));
+        assert!(cr.metadata.creation_timestamp.is_some());
+        assert_eq!(cr.metadata.annotations.as_ref().unwrap()["a"], "b");
+        assert_eq!(cr.metadata.owner_references.as_ref().unwrap()[0].uid, "cu");
+        assert_eq!(cr.spec.request.0, b"PEM");
+        assert!(cr.is_true(APPROVED));
+        let back = serde_json::to_value(&cr).unwrap();
+        assert_eq!(back["apiVersion"], "cert-manager.io/v1");
+        assert_eq!(back["kind"], "CertificateRequest");
+        assert_eq!(back["spec"]["issuerRef"]["name"], "pca");
+        assert_eq!(
+            <CertificateRequest as kube::Resource>::url_path(&(), Some("ns")),
+            "/apis/cert-manager.io/v1/namespaces/ns/certificaterequests"
+        );
+    }
 
     #[test]
     fn go_durations() {

@@ -97,7 +97,7 @@ fn lease_duration_arg(s: &str) -> Result<Duration, String> {
 fn qps_arg(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number"))?;
     if !v.is_finite() || !(0.0..=100_000.0).contains(&v) {
-        return Err(format!("{s} must be a finite number from 0 (no limit) to 100000"));
+        return Err(format!("{s} must be a finite number from 0 (no ceiling) to 100000"));
     }
     Ok(v)
 }
@@ -170,10 +170,13 @@ pub struct ControllerArgs {
     /// others wait without holding a worker, so one slow issuer cannot stall the rest.
     #[arg(long, default_value = "4", value_parser = concurrency_arg)]
     pub max_concurrent_per_issuer: u16,
-    /// Client-side PCA rate limit, calls per second per endpoint and access key (0 = unlimited).
-    #[arg(long, default_value = "5", value_parser = qps_arg)]
+    /// Ceiling of the client-side PCA call rate, calls per second per endpoint and access key
+    /// (0 = no ceiling). The rate itself is adaptive: it starts at 5/s, rises while calls wait
+    /// for it and are not throttled, and falls when the service answers 429 (APIGW.0308).
+    #[arg(long, default_value = "0", value_parser = qps_arg)]
     pub pca_qps: f64,
-    /// Burst allowed above --pca-qps (1–100000).
+    /// Largest burst of PCA calls (1–100000); the client holds at most a fifth of a second of
+    /// calls at its current rate, and never more than this.
     #[arg(long, default_value = "10", value_parser = burst_arg)]
     pub pca_burst: u32,
     /// Timeout of one PCA HTTP request (1s–10m).

@@ -1,15 +1,20 @@
 //! Prometheus metrics (OpenMetrics text on `/metrics`). Labels are bounded: operations, status
 //! classes, results and reasons — never object names, and never anything secret.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock, atomic::AtomicU64},
+    time::Duration,
+};
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
-use crate::pca::{CallOutcome, Operation, PcaObserver};
+use crate::pca::{CallOutcome, Operation, PcaObserver, ratelimit::RateLimiters};
 
 /// `controller` + `result` labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +69,46 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// `endpoint` + `key` labels of a PCA client rate.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLabels {
+    /// The PCA endpoint's host.
+    pub endpoint: String,
+    /// A short hash of the access key (never the key itself).
+    pub key: String,
+}
+
+/// Reads the current adaptive rates at every scrape, so buckets dropped with their issuers
+/// leave no stale series behind.
+#[derive(Debug, Default)]
+struct RateCollector {
+    limiters: Arc<OnceLock<Arc<RateLimiters>>>,
+}
+
+impl Collector for RateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(limiters) = self.limiters.get() else {
+            return Ok(());
+        };
+        let family = Family::<RateLabels, Gauge<f64, AtomicU64>>::default();
+        for (label, rate) in limiters.rates() {
+            family
+                .get_or_create(&RateLabels {
+                    endpoint: label.endpoint,
+                    key: label.key,
+                })
+                .set(rate);
+        }
+        let metric = encoder.encode_descriptor(
+            "pca_rate",
+            "Current adaptive PCA call rate (calls per second) per endpoint and access key",
+            None,
+            family.metric_type(),
+        )?;
+        family.encode(metric)
+    }
+}
+
 /// All metrics of the controller.
 pub struct Metrics {
     registry: Registry,
@@ -78,6 +123,7 @@ pub struct Metrics {
     request_retries: Family<ReasonLabel, Counter>,
     issuers_ready: Family<KindLabel, Gauge>,
     ready_issuers: Mutex<HashMap<String, (&'static str, bool)>>,
+    rate_limiters: Arc<OnceLock<Arc<RateLimiters>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -161,6 +207,10 @@ impl Metrics {
         for kind in [crate::crd::ISSUER_KIND, crate::crd::CLUSTER_ISSUER_KIND] {
             issuers_ready.get_or_create(&KindLabel { kind }).set(0);
         }
+        let rate_limiters = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(RateCollector {
+            limiters: rate_limiters.clone(),
+        }));
         Self {
             registry,
             reconciles,
@@ -174,7 +224,13 @@ impl Metrics {
             request_retries,
             issuers_ready,
             ready_issuers: Mutex::new(HashMap::new()),
+            rate_limiters,
         }
+    }
+
+    /// Publishes the adaptive rates of these buckets as `pca_rate` (the first call wins).
+    pub fn watch_rates(&self, limiters: Arc<RateLimiters>) {
+        let _ = self.rate_limiters.set(limiters);
     }
 
     /// OpenMetrics text.
@@ -308,7 +364,26 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        assert!(!text.contains("pca_rate"), "no buckets, no rate series");
         m.issuer_gone("ns/a");
         assert!(m.encode().contains(r#"ccm_issuer_issuers_ready{kind="CCMIssuer"} 0"#));
+    }
+
+    #[tokio::test]
+    async fn rates_are_read_at_scrape_time_without_access_keys() {
+        let m = Metrics::new();
+        let limiters = Arc::new(RateLimiters::new(0.0, 10));
+        m.watch_rates(limiters.clone());
+        let bucket = limiters.bucket("https://127.0.0.1:8443/", "AKSECRETLOOKING123456");
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE ccm_issuer_pca_rate gauge")
+                && text.contains(r#"ccm_issuer_pca_rate{endpoint="127.0.0.1:8443",key=""#),
+            "{text}"
+        );
+        assert!(!text.contains("AKSECRET"), "{text}");
+        drop(bucket);
+        limiters.prune_unused();
+        assert!(!m.encode().contains("ccm_issuer_pca_rate{"), "pruned buckets vanish");
     }
 }

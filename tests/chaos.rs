@@ -88,15 +88,6 @@ fn main() -> ExitCode {
 
 const LEASE: &str = "--leader-election-lease-duration=4s";
 
-/// A namespace with the mock's credentials and a Ready CCMIssuer `pca`.
-async fn issuer_in(stack: &Stack, ns: &str) -> Result<()> {
-    stack.credentials_secret(ns, "ccm-secret", SK).await?;
-    stack
-        .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
-        .await?;
-    issuer_condition(stack, ns, "pca", "Verified").await.map(|_| ())
-}
-
 /// The kinds of Certificates the suite mixes.
 fn certificate_yaml(i: usize, ca: bool) -> String {
     let name = format!("c{i:04}");
@@ -411,7 +402,7 @@ fn chaos(stack: &Stack) -> Result<()> {
     })
 }
 
-/// A backlog at the default `--pca-qps 5`: requests wait far longer than the retry budget
+/// A backlog at the default (adaptive) PCA rate: requests wait far longer than the retry budget
 /// before their first call, then meet throttling; none may fail.
 fn backlog(stack: &Stack) -> Result<()> {
     let scale = Scale::from_env();
@@ -447,7 +438,7 @@ fn backlog(stack: &Stack) -> Result<()> {
         let (requests, _) = exactly_once(stack, ns).await?;
         stack.stop_replica("backlog", Signal::Term).await?;
         eprintln!(
-            "[chaos] backlog: {} Certificates Ready in {:.0}s at the default --pca-qps with 10% throttling and --max-retry-duration {}: {requests} requests, 0 Failed, exactly one certificate each",
+            "[chaos] backlog: {} Certificates Ready in {:.0}s at the default adaptive PCA rate with 10% throttling and --max-retry-duration {}: {requests} requests, 0 Failed, exactly one certificate each",
             scale.backlog,
             took.as_secs_f64(),
             scale.backlog_retry_budget

@@ -14,14 +14,14 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, ResourceExt};
 use secrecy::SecretString;
 
-use super::{AnyIssuer, Config, IssuerKey, issuer::reasons};
+use super::{AnyIssuer, Config, IssuerKey, issuer::reasons, secret_watch::SecretWatches};
 use crate::{
     crd::IssuerSpec,
     metrics::Metrics,
     pca::{
         ClientConfig, Credentials, PcaClient, PcaObserver,
         endpoint::{parse_endpoint, pca_endpoint, resolve_iam, resolve_sts},
-        ratelimit::RateLimiters,
+        ratelimit::{RateLimiters, TokenBucket},
     },
 };
 
@@ -183,14 +183,18 @@ pub fn client_config(spec: &IssuerSpec, config: &Config) -> Result<ClientConfig,
 }
 
 struct Cached {
-    fingerprint: u64,
+    /// Hash of the issuer's spec.
+    spec: u64,
+    /// The Secret the client was built from: UID and resourceVersion.
+    secret_uid: Option<String>,
+    secret_version: Option<String>,
     client: Arc<PcaClient>,
 }
 
 /// PCA clients per issuer. Rate limits are shared per endpoint and access key.
 pub struct PcaClients {
     config: Config,
-    limiters: RateLimiters,
+    limiters: Arc<RateLimiters>,
     observer: Arc<Metrics>,
     cache: Mutex<HashMap<IssuerKey, Cached>>,
 }
@@ -198,27 +202,50 @@ pub struct PcaClients {
 impl PcaClients {
     /// An empty cache.
     pub fn new(config: &Config, observer: Arc<Metrics>) -> Self {
+        let limiters = Arc::new(RateLimiters::new(config.pca_qps, config.pca_burst));
+        observer.watch_rates(limiters.clone());
         Self {
             config: config.clone(),
-            limiters: RateLimiters::new(config.pca_qps, config.pca_burst),
+            limiters,
             observer,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The client for an issuer, reading its Secret now.
-    pub async fn client_for(&self, kube: &Client, issuer: &AnyIssuer) -> Result<Arc<PcaClient>, IssuerProblem> {
+    /// The client for an issuer. Without `watches` the Secret is read now (the issuer check
+    /// does that, so each check sees the Secret as it is); with them, a cached client built
+    /// from the version of the Secret its watch last saw is used without reading it again.
+    pub async fn client_for(
+        &self,
+        kube: &Client,
+        issuer: &AnyIssuer,
+        watches: Option<&SecretWatches>,
+    ) -> Result<Arc<PcaClient>, IssuerProblem> {
         self.config.endpoint_policy.check_spec(issuer)?;
-        let (namespace, name) = secret_location(issuer, &self.config.cluster_resource_namespace)?;
-        let secret = read_secret(kube, &namespace, &name).await?;
+        let location = secret_location(issuer, &self.config.cluster_resource_namespace)?;
         let spec = issuer.spec();
-        let mut hasher = DefaultHasher::new();
-        serde_json::to_string(spec).unwrap_or_default().hash(&mut hasher);
-        secret.metadata.uid.hash(&mut hasher);
-        secret.metadata.resource_version.hash(&mut hasher);
-        let fingerprint = hasher.finish();
+        let spec_hash = {
+            let mut hasher = DefaultHasher::new();
+            serde_json::to_string(spec).unwrap_or_default().hash(&mut hasher);
+            hasher.finish()
+        };
         let key = issuer.key();
-        if let Some(c) = self.lock().get(&key).filter(|c| c.fingerprint == fingerprint) {
+        if let Some(watched) = watches.and_then(|w| w.version(&location)) {
+            let cached = self
+                .lock()
+                .get(&key)
+                .filter(|c| c.spec == spec_hash && c.secret_version.as_deref() == Some(watched.as_str()))
+                .map(|c| c.client.clone());
+            if let Some(client) = cached {
+                return Ok(client);
+            }
+        }
+        let secret = read_secret(kube, &location.0, &location.1).await?;
+        if let Some(c) = self.lock().get(&key).filter(|c| {
+            c.spec == spec_hash
+                && c.secret_uid == secret.metadata.uid
+                && c.secret_version == secret.metadata.resource_version
+        }) {
             return Ok(c.client.clone());
         }
         let credentials = credentials_from_secret(&secret, spec)?;
@@ -235,11 +262,19 @@ impl PcaClients {
         self.lock().insert(
             key,
             Cached {
-                fingerprint,
+                spec: spec_hash,
+                secret_uid: secret.metadata.uid.clone(),
+                secret_version: secret.metadata.resource_version.clone(),
                 client: client.clone(),
             },
         );
         Ok(client)
+    }
+
+    /// The rate-limit bucket a client draws from (shared by every issuer with its endpoint and
+    /// access key).
+    pub fn bucket_of(&self, client: &PcaClient) -> Arc<TokenBucket> {
+        self.limiters.bucket(client.endpoint().as_str(), client.access_key())
     }
 
     /// Drops the cached client of an issuer (deleted, or its credentials were refused).

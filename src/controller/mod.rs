@@ -57,9 +57,10 @@ pub struct Config {
     pub max_concurrent_reconciles: u16,
     /// PCA-bound reconciliations per issuer at once.
     pub max_concurrent_per_issuer: u16,
-    /// PCA calls per second per endpoint and access key.
+    /// Ceiling of the adaptive PCA call rate per endpoint and access key (calls per second;
+    /// `0`: none, the rate follows the service's throttling alone).
     pub pca_qps: f64,
-    /// Burst of PCA calls.
+    /// Largest burst of PCA calls.
     pub pca_burst: u32,
     /// Timeout of one PCA HTTP request.
     pub pca_timeout: Duration,
@@ -95,7 +96,7 @@ impl Default for Config {
             problem_recheck_delay: Duration::from_secs(60),
             max_concurrent_reconciles: 8,
             max_concurrent_per_issuer: 4,
-            pca_qps: 5.0,
+            pca_qps: 0.0,
             pca_burst: 10,
             pca_timeout: Duration::from_secs(30),
             pca_connect_timeout: Duration::from_secs(10),
@@ -117,6 +118,26 @@ pub struct IssuerStores {
     pub namespaced: Store<CCMIssuer>,
     /// CCMClusterIssuers.
     pub cluster: Store<CCMClusterIssuer>,
+}
+
+/// How long a request waits at most for the issuer caches' first listing before it reads its
+/// issuer from the apiserver instead.
+const ISSUER_CACHE_WAIT: Duration = Duration::from_secs(5);
+
+impl IssuerStores {
+    /// Waits (at most [`ISSUER_CACHE_WAIT`]) until the cache of `key`'s kind has its first
+    /// listing, so requests reconciled at start-up find their issuer there instead of reading
+    /// it from the apiserver.
+    pub async fn wait_synced(&self, key: &IssuerKey) {
+        let synced = async {
+            // An error means the cache has no writer (tests): nothing to wait for.
+            let _ = match key {
+                IssuerKey::Namespaced { .. } => self.namespaced.wait_until_ready().await,
+                IssuerKey::Cluster { .. } => self.cluster.wait_until_ready().await,
+            };
+        };
+        let _ = tokio::time::timeout(ISSUER_CACHE_WAIT, synced).await;
+    }
 }
 
 /// Channels that make the issuer controller re-check an issuer now.
@@ -323,6 +344,59 @@ impl Context {
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, reference).await {
+            warn!(error = %e, reason, "could not publish event");
+        }
+    }
+}
+
+impl Context {
+    /// Publishes an event that is never repeated for its object (a request's final outcome).
+    /// It is created directly: the recorder would keep it for six minutes to fold repeats into
+    /// a series, and scan every event it keeps on each publish, which under a burst of
+    /// issuance costs memory and CPU for nothing.
+    pub async fn final_event(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        use k8s_openapi::{
+            api::events::v1::Event as K8sEvent,
+            apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+        };
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let controller = "ccm-issuer".to_owned();
+        let event = K8sEvent {
+            action: Some(action.to_owned()),
+            reason: Some(reason.to_owned()),
+            note: Some(truncate_note(note)),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(reference.clone()),
+            metadata: ObjectMeta {
+                namespace: reference.namespace.clone(),
+                name: Some(format!(
+                    "{}.{:x}",
+                    reference.name.as_deref().unwrap_or("ccm-issuer"),
+                    now.as_nanosecond()
+                )),
+                ..ObjectMeta::default()
+            },
+            reporting_instance: Some(self.config.instance.clone().unwrap_or_else(|| controller.clone())),
+            reporting_controller: Some(controller),
+            type_: Some(
+                match type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .to_owned(),
+            ),
+            ..K8sEvent::default()
+        };
+        let namespace = reference.namespace.as_deref().unwrap_or("default");
+        let api: kube::Api<K8sEvent> = kube::Api::namespaced(self.client.clone(), namespace);
+        if let Err(e) = api.create(&kube::api::PostParams::default(), &event).await {
             warn!(error = %e, reason, "could not publish event");
         }
     }

@@ -9,9 +9,9 @@ use std::{
 };
 
 use anyhow::Context as _;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, Resource,
     api::ListParams,
     runtime::{
         Controller, WatchStreamExt,
@@ -236,14 +236,17 @@ async fn run_controllers(
         fence,
     ));
 
-    // CertificateRequests: managedFields dropped before caching (they are large and unused).
+    // CertificateRequests: other issuers' kept out (when the field selector is unsupported),
+    // ours trimmed before caching (managedFields always; finished ones down to what deciding
+    // "nothing to do" needs).
     let (cr_reader, cr_writer) = reflector::store::<CertificateRequest>();
     let cr_stream = watcher(
         Api::<CertificateRequest>::all(client.clone()),
         request_watch_config(&client).await,
     )
     .default_backoff()
-    .modify(|cr| cr.managed_fields_mut().clear())
+    .try_filter_map(|event| futures::future::ready(Ok(certificate_request::cache::only_ours(event))))
+    .modify(certificate_request::cache::slim)
     .reflect(cr_writer)
     .applied_objects()
     .inspect({

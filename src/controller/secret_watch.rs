@@ -1,10 +1,12 @@
 //! One metadata-only watch per Secret that some issuer references (field selector
 //! `metadata.name`), so a rotated or fixed Secret re-checks its issuers at once — without a
-//! cluster-wide Secret cache and without reading Secret data in the watch.
+//! cluster-wide Secret cache and without reading Secret data in the watch. The version each
+//! watch last saw also tells the request controller when the client it built from a Secret is
+//! still current, so requests need not read the Secret again.
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -19,8 +21,13 @@ use super::{IssuerKey, IssuerTriggers};
 
 type SecretKey = (String, String);
 
+/// What a watch last saw: `None` until its first listing is complete, then the Secret's
+/// resourceVersion (`Some(None)`: the Secret does not exist).
+type SeenVersion = Arc<Mutex<Option<Option<String>>>>;
+
 struct Watch {
-    issuers: std::sync::Arc<Mutex<BTreeSet<IssuerKey>>>,
+    issuers: Arc<Mutex<BTreeSet<IssuerKey>>>,
+    seen: SeenVersion,
     task: JoinHandle<()>,
 }
 
@@ -50,15 +57,25 @@ impl SecretWatches {
             w.issuers.lock().unwrap_or_else(|e| e.into_inner()).insert(issuer);
             return;
         }
-        let issuers = std::sync::Arc::new(Mutex::new(BTreeSet::from([issuer])));
+        let issuers = Arc::new(Mutex::new(BTreeSet::from([issuer])));
+        let seen = SeenVersion::default();
         let task = tokio::spawn(watch_secret(
             self.client.clone(),
             secret.clone(),
             issuers.clone(),
+            seen.clone(),
             self.triggers.clone(),
         ));
         info!(namespace = %secret.0, name = %secret.1, "watching Secret referenced by issuers");
-        watches.insert(secret, Watch { issuers, task });
+        watches.insert(secret, Watch { issuers, seen, task });
+    }
+
+    /// The resourceVersion of a watched Secret as its watch last saw it; `None` when it is not
+    /// watched, its watch has not listed it yet, or it does not exist.
+    pub fn version(&self, secret: &SecretKey) -> Option<String> {
+        let watches = self.lock();
+        let seen = watches.get(secret)?.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.clone().flatten()
     }
 
     /// Forgets a deleted issuer.
@@ -137,7 +154,8 @@ fn retry_delays() -> impl Iterator<Item = Duration> {
 async fn watch_secret(
     client: Client,
     (namespace, name): SecretKey,
-    issuers: std::sync::Arc<Mutex<BTreeSet<IssuerKey>>>,
+    issuers: Arc<Mutex<BTreeSet<IssuerKey>>>,
+    seen: SeenVersion,
     triggers: IssuerTriggers,
 ) {
     // Metadata only: the watch never carries Secret data.
@@ -151,6 +169,8 @@ async fn watch_secret(
     while let Some(event) = events.next().await {
         let version = match event {
             Ok(watcher::Event::Init) => {
+                // A relist: changes may have been missed until it completes.
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 listed = None;
                 continue;
             }
@@ -163,6 +183,8 @@ async fn watch_secret(
             Ok(watcher::Event::Apply(m)) => m.metadata.resource_version,
             Ok(watcher::Event::Delete(_)) => None,
             Err(e) => {
+                // Until the watch works again, the Secret is read on every use.
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 let delay = retry.next().unwrap_or(MAX_RETRY_DELAY);
                 debug!(%namespace, %name, error = %e, ?delay, "Secret watch error (retrying)");
                 tokio::time::sleep(delay).await;
@@ -170,6 +192,7 @@ async fn watch_secret(
             }
         };
         retry = retry_delays();
+        *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(version.clone());
         if last_version.as_ref().is_some_and(|last| *last != version) {
             let set = issuers.lock().unwrap_or_else(|e| e.into_inner()).clone();
             info!(%namespace, %name, issuers = set.len(), "referenced Secret changed; re-checking issuers");

@@ -517,6 +517,10 @@ impl PcaClient {
             Err(PcaError::DomainUnknown(_) | PcaError::Config(_) | PcaError::Invalid(_)) => CallOutcome::Transport,
         };
         let elapsed = started.elapsed();
+        if matches!(call.service, Service::Pca) {
+            // The adaptive rate learns from every PCA answer (a 429 cuts it).
+            self.limiter.observe(started, outcome);
+        }
         if let Some(o) = &self.observer {
             o.attempt(op, outcome, elapsed);
         }

@@ -18,7 +18,10 @@ use ccm_e2e::{
 };
 #[allow(unused_imports)]
 pub use ccm_e2e::{certificates, condition, eventually};
-use ccm_issuer::{cert_manager::CertificateRequest, crd::CCMIssuer};
+use ccm_issuer::{
+    cert_manager::CertificateRequest,
+    crd::{CCMClusterIssuer, CCMIssuer},
+};
 use ccm_mock_pca::{
     ca::KeyAlgorithm,
     embedded::{Embedded, EmbeddedOptions},
@@ -57,6 +60,8 @@ pub struct StackOptions {
     pub controller_args: Vec<String>,
     /// The mock's common-name rule for CSRs (the real service's is unconfirmed).
     pub csr_cn_rule: ccm_mock_pca::ca::CnRule,
+    /// The mock's gateway throttle: calls per second and access key (`None`: unthrottled).
+    pub mock_max_tps: Option<u64>,
     /// Run a real node too (the mock then also serves the pods, at the node's address).
     pub node: Option<NodeOptions>,
     /// More CRD files to install (e.g. Istio's).
@@ -71,6 +76,7 @@ impl Default for StackOptions {
             start_controller: true,
             controller_args: Vec::new(),
             csr_cn_rule: ccm_mock_pca::ca::CnRule::Strict,
+            mock_max_tps: None,
             node: None,
             extra_crd_files: Vec::new(),
         }
@@ -143,6 +149,7 @@ impl Stack {
             cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
             tls: true,
             csr_cn_rule: options.csr_cn_rule,
+            max_tps: options.mock_max_tps,
             // Pods reach it at the node's address (inside the private network namespace).
             listen: on_node.then(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
             tls_sans: match on_node {
@@ -338,7 +345,8 @@ impl Stack {
             if Instant::now() > deadline {
                 bail!("controller not ready after 60s");
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Short, so start-up times measured around `start_controller` are accurate.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -476,6 +484,60 @@ pub async fn issuer_condition(stack: &Stack, namespace: &str, name: &str, reason
     .await
 }
 
+/// A namespace with the mock's credentials and a Ready CCMIssuer `pca`.
+pub async fn issuer_in(stack: &Stack, ns: &str) -> Result<()> {
+    stack.credentials_secret(ns, "ccm-secret", SK).await?;
+    stack
+        .apply_in(ns, &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMIssuer\nmetadata: {{name: pca}}\nspec: {{urn: \"{SEED_URN}\", region: cn-north-4, secretRef: {{name: ccm-secret}}}}\n"))
+        .await?;
+    issuer_condition(stack, ns, "pca", "Verified").await.map(|_| ())
+}
+
+/// Waits (60 s) for a CCMClusterIssuer to be Ready=True.
+pub async fn cluster_issuer_ready(stack: &Stack, name: &str) -> Result<()> {
+    let api: Api<CCMClusterIssuer> = Api::all(stack.client().await?);
+    eventually(
+        &format!("CCMClusterIssuer {name} Ready"),
+        Duration::from_secs(60),
+        async || {
+            let issuer = api.get(name).await?;
+            Ok(issuer
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+                .filter(|c| c.status == "True")
+                .map(|_| ()))
+        },
+    )
+    .await
+}
+
+/// A second mock PCA whose gateway admits `tps` calls per second and access key (no
+/// certificate quota), and a Ready CCMClusterIssuer `name` on it (its own endpoint, IAM
+/// endpoint and caBundle). The caller stops the mock.
+pub async fn throttled_cluster_issuer(stack: &Stack, name: &str, tps: u64) -> Result<Embedded> {
+    let mock = Embedded::start(EmbeddedOptions {
+        credentials: vec![format!("{AK}:{SK}:{DOMAIN}").parse().map_err(|e: String| anyhow!(e))?],
+        cas: vec![(SEED_URN.to_owned(), KeyAlgorithm::Ec256, 1)],
+        tls: true,
+        max_tps: Some(tps),
+        cert_quota: Some(u64::MAX),
+        ..Default::default()
+    })
+    .await?;
+    let ca = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        mock.tls_ca_pem.clone().unwrap_or_default(),
+    );
+    stack
+        .credentials_secret(CLUSTER_RESOURCE_NAMESPACE, &format!("{name}-secret"), SK)
+        .await?;
+    stack
+        .apply_in("", &format!("apiVersion: ccm-issuer.ccm.com/v1beta1\nkind: CCMClusterIssuer\nmetadata: {{name: {name}}}\nspec: {{urn: \"{SEED_URN}\", region: ap-southeast-3, endpoint: \"{url}\", iamEndpoint: \"{url}\", caBundle: \"{ca}\", secretRef: {{name: {name}-secret}}}}\n", url = mock.url))
+        .await?;
+    cluster_issuer_ready(stack, name).await?;
+    Ok(mock)
+}
+
 /// Waits for a Certificate to be Ready=True (90 s).
 pub async fn certificate_ready(client: &Client, namespace: &str, name: &str) -> Result<DynamicObject> {
     ccm_e2e::certificate_ready(client, namespace, name, Duration::from_secs(90)).await
@@ -571,6 +633,151 @@ pub fn write_files(stack: &Stack, dir: &str, files: &[(&str, &str)]) -> Result<P
 /// Path helper.
 pub fn p(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
+}
+
+/// The kube-apiserver's `apiserver_request_total`, summed by `(verb, resource, subresource)`.
+pub async fn apiserver_requests(stack: &Stack) -> Result<std::collections::BTreeMap<(String, String, String), u64>> {
+    let client = stack.client().await?;
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let n = value.parse::<f64>().unwrap_or(0.0) as u64;
+        *out.entry((label("verb"), label("resource"), label("subresource")))
+            .or_default() += n;
+    }
+    Ok(out)
+}
+
+/// `after - before` of two [`apiserver_requests`] snapshots, without the zero rows.
+pub fn request_delta(
+    before: &std::collections::BTreeMap<(String, String, String), u64>,
+    after: &std::collections::BTreeMap<(String, String, String), u64>,
+) -> std::collections::BTreeMap<(String, String, String), u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+/// Current RSS of a process (KiB, `VmRSS`).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
+    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
+}
+
+/// Median of five RSS samples (KiB) of a process, a second apart.
+pub async fn median_rss(pid: u32) -> Result<u64> {
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        samples.push(rss_kib(pid)?);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    samples.sort_unstable();
+    Ok(samples[2])
+}
+
+/// Ends a benchmark: on failure the components' logs are printed; the control plane is
+/// stopped either way.
+pub fn finish_bench(stack: &Stack, result: Result<()>) -> Result<()> {
+    if let Err(e) = &result {
+        eprintln!("benchmark failed: {e:#}");
+        stack.cp.dump_logs();
+    }
+    let _ = stack.rt.block_on(stack.cp.shutdown());
+    result
+}
+
+/// CPU seconds (user + system) and peak RSS (KiB, `VmHWM`) of a process.
+pub fn process_usage(pid: u32) -> Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces) start at the closing paren.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let clock_ticks = 100.0; // USER_HZ on Linux
+    let cpu = (ticks(11) + ticks(12)) as f64 / clock_ticks;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Ok((cpu, hwm))
+}
+
+/// A CertificateRequest (JSON, one line) with a fresh P-256 CSR for `name`, naming the issuer
+/// `issuer_ref` (e.g. `{"group": "ccm-issuer.ccm.com", "kind": "CCMIssuer", "name": "pca"}`).
+pub fn certificate_request_json(name: &str, issuer_ref: &Value, is_ca: bool) -> Result<String> {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(if is_ca {
+        vec![]
+    } else {
+        vec![format!("{name}.bench.example")]
+    })?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    let usages = if is_ca {
+        params.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+        serde_json::json!(["digital signature", "key encipherment", "cert sign"])
+    } else {
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        serde_json::json!(["digital signature", "key encipherment", "server auth"])
+    };
+    let pem = params.serialize_request(&key)?.pem()?;
+    let request = serde_json::json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "CertificateRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "request": base64::engine::general_purpose::STANDARD.encode(pem),
+            "isCA": is_ca,
+            "usages": usages,
+            "issuerRef": issuer_ref,
+        },
+    });
+    Ok(serde_json::to_string(&request)?)
+}
+
+/// Counts of a namespace's CertificateRequests: `(total, approved, ready, failed)`.
+pub async fn request_counts(client: &Client, namespace: &str) -> Result<(usize, usize, usize, usize)> {
+    let api: Api<CertificateRequest> = Api::namespaced(client.clone(), namespace);
+    let list = api.list(&ListParams::default()).await?;
+    let (mut approved, mut ready, mut failed) = (0, 0, 0);
+    for cr in &list.items {
+        let is = |type_: &str, status: &str| cr.condition(type_).is_some_and(|c| c.status == status);
+        approved += usize::from(is("Approved", "True"));
+        ready += usize::from(is("Ready", "True"));
+        failed += usize::from(
+            cr.condition("Ready")
+                .is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some("Failed")),
+        );
+    }
+    Ok((list.items.len(), approved, ready, failed))
 }
 
 /// Every certificate of a PEM bundle, in order.

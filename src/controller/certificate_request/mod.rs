@@ -2,6 +2,7 @@
 //! ours? → final? → denied? → approved? → issuer ready? → valid CSR? → issue (once) → export
 //! and verify → one conditional status write with certificate, CA and Ready.
 
+pub mod cache;
 pub mod outcome;
 pub mod plan;
 pub mod reasons;
@@ -35,7 +36,7 @@ use super::{
 use crate::{
     cert_manager::{APPROVED, CertificateRequest, DENIED},
     crd::{CCMClusterIssuer, CCMIssuer},
-    pca::{Operation, PcaError},
+    pca::{Operation, PcaClient, PcaError},
     signing::{self, Kind, SignError, SignRequest},
 };
 
@@ -107,6 +108,7 @@ pub async fn act(tracked: &mut Tracked, ctx: &Context) -> Result<Outcome, Error>
 
 /// The request's issuer if it exists and is Ready for its current generation.
 async fn ready_issuer(ctx: &Context, key: &IssuerKey) -> Result<AnyIssuer, Outcome> {
+    ctx.issuers.wait_synced(key).await;
     let cached = cached_issuer(ctx, key);
     let issuer = match cached {
         Some(i) if i.is_ready() => return Ok(i),
@@ -172,8 +174,7 @@ async fn sign(tracked: &mut Tracked, ctx: &Context, issuer: &AnyIssuer, plan: &P
     let Some(_slot) = ctx.slots.try_acquire(&issuer.key()) else {
         return Err(Outcome::Later(super::slots::retry_delay()).into());
     };
-    let spec = issuer.spec();
-    let client = match ctx.pca.client_for(&ctx.client, issuer).await {
+    let client = match ctx.pca.client_for(&ctx.client, issuer, Some(&ctx.secret_watches)).await {
         Ok(c) => c,
         Err(p) if p.retryable => {
             return Err(transient(
@@ -192,6 +193,42 @@ async fn sign(tracked: &mut Tracked, ctx: &Context, issuer: &AnyIssuer, plan: &P
             return Err(Outcome::waiting(reasons::ISSUER_NOT_READY, message, None).into());
         }
     };
+    let result = sign_with(tracked, ctx, issuer, plan, &client).await;
+    report_rate_drop(ctx, issuer, &client).await;
+    result
+}
+
+/// Tells the issuer's users when the PCA throttled calls and the client slowed down: at most
+/// one event a minute per endpoint and access key.
+async fn report_rate_drop(ctx: &Context, issuer: &AnyIssuer, client: &PcaClient) {
+    let Some(drop) = ctx.pca.bucket_of(client).take_drop_report() else {
+        return;
+    };
+    ctx.event(
+        &issuer.object_ref(),
+        EventType::Warning,
+        reasons::PCA_RATE_LOWERED,
+        "Throttle",
+        format!(
+            "The PCA throttled {} call(s) (429); the client rate for {} and this access key went from {:.1} to {:.1} calls/s and rises again while calls succeed",
+            drop.throttled,
+            client.endpoint(),
+            drop.from,
+            drop.to
+        ),
+    )
+    .await;
+}
+
+/// [`sign`] with the issuer's client.
+async fn sign_with(
+    tracked: &mut Tracked,
+    ctx: &Context,
+    issuer: &AnyIssuer,
+    plan: &Plan,
+    client: &PcaClient,
+) -> Result<Issued, Halt> {
+    let spec = issuer.spec();
     let now = jiff::Timestamp::now().as_second();
     let (validity, note) = validity_for(plan.duration, issuer.ca_not_after(), now).map_err(|m| {
         Outcome::waiting(
@@ -218,12 +255,12 @@ async fn sign(tracked: &mut Tracked, ctx: &Context, issuer: &AnyIssuer, plan: &P
         validity,
         enterprise_project_id: spec.enterprise_project_id.clone(),
     };
-    let id = match issuance::obtain(ctx, tracked, &client, &request).await {
+    let id = match issuance::obtain(ctx, tracked, client, &request).await {
         Ok(Obtained::Id(id)) => id,
         Ok(Obtained::Gone) => return Err(Outcome::Ignore(Ignored::Gone).into()),
         Err(e) => return Err(issuance_outcome(tracked.object(), ctx, issuer, e).await),
     };
-    let verified = match signing::export_verified(&client, &id, &request).await {
+    let verified = match signing::export_verified(client, &id, &request).await {
         Ok(v) => v,
         Err(e) => return Err(delivery_outcome(tracked.object(), ctx, issuer, &id, e).await.into()),
     };

@@ -26,3 +26,5 @@ pub const RECOVERED: &str = "Recovered";
 pub const INTENT_CONFLICT: &str = "IntentConflict";
 /// A CA certificate was issued again after an attempt whose outcome cannot be established.
 pub const REISSUED_AFTER_UNKNOWN_OUTCOME: &str = "ReissuedAfterUnknownOutcome";
+/// The PCA throttled calls and the client lowered its rate (event on the issuer).
+pub const PCA_RATE_LOWERED: &str = "PCARateLowered";

@@ -144,7 +144,7 @@ async fn finish(
     match apply(tracked, &status).await? {
         Write::Written => {
             ctx.requests.forget(tracked.uid());
-            ctx.event(&tracked.object().object_ref(&()), type_, reason, "Sign", message)
+            ctx.final_event(&tracked.object().object_ref(&()), type_, reason, "Sign", message)
                 .await;
             Ok(Written::Done(Action::await_change()))
         }

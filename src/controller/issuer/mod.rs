@@ -310,7 +310,7 @@ pub fn evaluate_ca(ca: CertificateAuthority, spec: &IssuerSpec, now_ms: i64, war
 /// Checks the Secret and the CA.
 async fn check(issuer: &AnyIssuer, ctx: &Context) -> Verdict {
     let spec = issuer.spec();
-    let client = match ctx.pca.client_for(&ctx.client, issuer).await {
+    let client = match ctx.pca.client_for(&ctx.client, issuer, None).await {
         Ok(c) => c,
         Err(p) => return Verdict::problem(p),
     };
