@@ -40,8 +40,9 @@ pub enum Waiting {
     External,
     /// A transient error: retried with back-off within an episode recorded on the request.
     Retrying(super::retry::Episode),
-    /// An earlier attempt's outcome is being decided: looked at again after a fixed wait,
-    /// never failed by a timer.
+    /// An earlier attempt's outcome is being decided (the PCA answered, or the attempt may
+    /// still land): looked at again after a fixed wait, never failed by a timer; a running
+    /// episode ends.
     Unresolved,
 }
 

@@ -117,8 +117,8 @@ impl Target<'_> {
     }
 }
 
-/// One search pass: the candidates nearest the attempt first (a lost answer's certificate is
-/// normally among them), then an ordered sweep (newest first) from where earlier passes got.
+/// One search pass: on the first pass the candidates nearest the attempt first (a lost
+/// answer's certificate is normally among them), then an ordered sweep (newest first) from where earlier passes got.
 /// `checked` holds ids this process already ruled out.
 pub async fn search(
     client: &PcaClient,
@@ -139,7 +139,13 @@ pub async fn search(
     );
     let mut nearest: Vec<&(i64, String)> = candidates.iter().filter(|(_, id)| !checked.contains(id)).collect();
     nearest.sort_by_key(|(at, id)| ((from - at).max(at - to).max(0), id.clone()));
-    nearest.truncate(NEAREST_FIRST);
+    // Only the first pass: later ones (a recorded position) go on with the sweep, rather than
+    // exporting the same nearest candidates again in every new process.
+    nearest.truncate(if target.intent.searched.is_some() {
+        0
+    } else {
+        NEAREST_FIRST
+    });
     let nearest_ids: Vec<String> = nearest.iter().map(|(_, id)| id.clone()).collect();
     if let Some(found) = rule_out(client, target, &nearest_ids, checked).await? {
         return Ok(Search::Found(found));

@@ -406,6 +406,45 @@ async fn recovery_records_its_position_when_its_time_is_up() {
     assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
 }
 
+/// Found by the chaos suite: a recovery pass that got answers did not end the retry episode,
+/// so each later transient error waited as long as the whole recovery so far (up to 2
+/// minutes); and every pass in a new process exported the same nearest candidates again.
+#[tokio::test]
+async fn a_recovery_pass_with_answers_ends_the_retry_episode_and_goes_on_with_the_sweep() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        recovery_pass_time: Duration::ZERO,
+        ..Config::default()
+    };
+    let w = world(config.clone()).await;
+    issue_others(&w.mock, "ingress-server-crt", 40).await;
+    let c = csr(false, &["cert-test.com"]);
+    let uid = "0f0f0f0f-0000-4000-8000-000000000010";
+    let start = now_ms() - 120_000;
+    let mut cr = request_of_attempt(
+        &c,
+        false,
+        uid,
+        INTENT_ANNOTATION,
+        format!("{uid}/{start}/{}", start + 6000),
+    );
+    cr["metadata"]["annotations"][RETRYING_SINCE_ANNOTATION] =
+        json!(format!("{uid}/{}/recover", now_ms() - 10 * 60_000));
+    w.api.put(cr);
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Pending", "{}", w.ready().2);
+    assert_eq!(
+        annotation(&w, RETRYING_SINCE_ANNOTATION),
+        None,
+        "the episode ended with the pass that got answers"
+    );
+    // A new process goes on from the recorded position: one batch, no nearest candidates again.
+    let exports_before = w.calls(EXPORT).await;
+    reconcile(w.cr(), context(&w.api, config)).await.expect("reconcile");
+    let exports = w.calls(EXPORT).await - exports_before;
+    assert!(exports <= 4, "one batch of the sweep: {exports} exports");
+}
+
 /// Defect 3: a revoked look-alike whose export the PCA refuses failed the request.
 #[tokio::test]
 async fn revoked_candidate_does_not_fail_the_request() {
