@@ -253,9 +253,9 @@ fn scenario(stack: &Stack, body: impl AsyncFnOnce() -> Result<()>) -> Result<()>
     result
 }
 
-/// Every CertificateRequest seen in a namespace while it runs (name → key hash), including
-/// those cert-manager deletes: when its cache lags it can make a second request for the same
-/// revision with the same key and later delete all but one, so the PCA may rightly hold two
+/// Every CertificateRequest seen in a namespace while it runs (UID → key hash), including
+/// those cert-manager deletes: a request it deletes and makes again (same name, same key from
+/// its next-private-key Secret) is a second request, so the PCA may rightly hold two
 /// certificates for a key that only one remaining request carries.
 struct SeenRequests {
     seen: Arc<Mutex<HashMap<String, String>>>,
@@ -273,13 +273,11 @@ impl SeenRequests {
                 .applied_objects()
                 .boxed();
             while let Some(event) = events.next().await {
+                // By UID: a request deleted and made again under the same name counts twice.
                 if let Ok(cr) = event
-                    && let Ok(key) = request_key_hash(&cr)
+                    && let (Some(uid), Ok(key)) = (cr.metadata.uid.clone(), request_key_hash(&cr))
                 {
-                    record
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(cr.name_any(), key);
+                    record.lock().unwrap_or_else(|e| e.into_inner()).insert(uid, key);
                 }
             }
         });
@@ -408,7 +406,7 @@ async fn burst_done(
     let made = seen.per_key().values().sum::<u64>();
     if made as usize > requests {
         eprintln!(
-            "[node] cert-manager made {made} requests in {namespace} and deleted {} of them (a second request for one revision, same key)",
+            "[node] cert-manager made {made} requests in {namespace} and deleted {} of them",
             made as usize - requests
         );
     }
