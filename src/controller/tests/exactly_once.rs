@@ -317,6 +317,23 @@ async fn recovery_exports_a_bounded_number_of_candidates_per_pass() {
     assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
 }
 
+/// 40 look-alikes at the PCA and a request whose attempt (two minutes ago, 6 s long) is over
+/// and issued nothing: recovery must sweep the window.
+async fn attempt_long_over(config: Config, uid: &str) -> (World, Csr, Value) {
+    let w = world(config).await;
+    issue_others(&w.mock, "ingress-server-crt", 40).await;
+    let c = csr(false, &["cert-test.com"]);
+    let start = now_ms() - 120_000;
+    let cr = request_of_attempt(
+        &c,
+        false,
+        uid,
+        INTENT_ANNOTATION,
+        format!("{uid}/{start}/{}", start + 6000),
+    );
+    (w, c, cr)
+}
+
 /// Defect 3 (found by the chaos suite): ruled-out candidates were remembered in memory only, so
 /// a leader killed every few seconds never got through a large window; the position is now
 /// kept on the request and a new process goes on from there.
@@ -326,19 +343,8 @@ async fn recovery_goes_on_where_a_restarted_leader_stopped() {
         pca_timeout: Duration::from_secs(1),
         ..Config::default()
     };
-    let w = world(config.clone()).await;
     // 40 look-alikes; the earlier attempt (long over) issued nothing.
-    issue_others(&w.mock, "ingress-server-crt", 40).await;
-    let c = csr(false, &["cert-test.com"]);
-    let uid = "0f0f0f0f-0000-4000-8000-00000000000e";
-    let start = now_ms() - 120_000;
-    let cr = request_of_attempt(
-        &c,
-        false,
-        uid,
-        INTENT_ANNOTATION,
-        format!("{uid}/{start}/{}", start + 6000),
-    );
+    let (w, c, cr) = attempt_long_over(config.clone(), "0f0f0f0f-0000-4000-8000-00000000000e").await;
     w.api.put(cr);
     let exports_before = w.calls(EXPORT).await;
     w.reconcile().await;
@@ -371,18 +377,7 @@ async fn recovery_records_its_position_when_its_time_is_up() {
         recovery_pass_time: Duration::ZERO,
         ..Config::default()
     };
-    let w = world(config.clone()).await;
-    issue_others(&w.mock, "ingress-server-crt", 40).await;
-    let c = csr(false, &["cert-test.com"]);
-    let uid = "0f0f0f0f-0000-4000-8000-00000000000f";
-    let start = now_ms() - 120_000;
-    let cr = request_of_attempt(
-        &c,
-        false,
-        uid,
-        INTENT_ANNOTATION,
-        format!("{uid}/{start}/{}", start + 6000),
-    );
+    let (w, c, cr) = attempt_long_over(config.clone(), "0f0f0f0f-0000-4000-8000-00000000000f").await;
     w.api.put(cr);
     let exports_before = w.calls(EXPORT).await;
     w.reconcile().await;
@@ -416,18 +411,8 @@ async fn a_recovery_pass_with_answers_ends_the_retry_episode_and_goes_on_with_th
         recovery_pass_time: Duration::ZERO,
         ..Config::default()
     };
-    let w = world(config.clone()).await;
-    issue_others(&w.mock, "ingress-server-crt", 40).await;
-    let c = csr(false, &["cert-test.com"]);
     let uid = "0f0f0f0f-0000-4000-8000-000000000010";
-    let start = now_ms() - 120_000;
-    let mut cr = request_of_attempt(
-        &c,
-        false,
-        uid,
-        INTENT_ANNOTATION,
-        format!("{uid}/{start}/{}", start + 6000),
-    );
+    let (w, _, mut cr) = attempt_long_over(config.clone(), uid).await;
     cr["metadata"]["annotations"][RETRYING_SINCE_ANNOTATION] =
         json!(format!("{uid}/{}/recover", now_ms() - 10 * 60_000));
     w.api.put(cr);
