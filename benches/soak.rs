@@ -18,7 +18,7 @@ use anyhow::{Result, ensure};
 use base64::Engine as _;
 use ccm_issuer::cert_manager::CertificateRequest;
 use kube::api::{Api, DeleteParams, ListParams};
-use rcgen::{CertificateParams, DnType, KeyPair};
+use rcgen::{CertificateParams, DnType, KeyPair, KeyUsagePurpose};
 use support::*;
 
 const ISSUERS: usize = 200;
@@ -33,6 +33,8 @@ fn csr(cn: &str) -> String {
     let key = KeyPair::generate().expect("key");
     let mut p = CertificateParams::new(vec![format!("{cn}.soak.example")]).expect("params");
     p.distinguished_name.push(DnType::CommonName, cn);
+    // The usages the requests ask for: the controller refuses a CSR that does not carry them.
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     p.serialize_request(&key).expect("csr").pem().expect("pem")
 }
 
@@ -56,8 +58,16 @@ async fn round(stack: &Stack, n: usize) -> Result<()> {
     loop {
         let items = all.list(&lp).await?.items;
         let issued = items.iter().filter(|cr| cr.ready_reason() == Some("Issued")).count();
-        let failed = items.iter().filter(|cr| cr.ready_reason() == Some("Failed")).count();
-        ensure!(failed == 0, "{failed} requests failed in round {n}");
+        let failed: Vec<&CertificateRequest> = items.iter().filter(|cr| cr.ready_reason() == Some("Failed")).collect();
+        ensure!(
+            failed.is_empty(),
+            "{} requests failed in round {n}, e.g. {}",
+            failed.len(),
+            failed[0]
+                .condition("Ready")
+                .and_then(|c| c.message.clone())
+                .unwrap_or_default()
+        );
         if issued == BATCH {
             break;
         }
