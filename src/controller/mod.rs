@@ -283,7 +283,7 @@ impl Context {
         fence: leader::Fence,
     ) -> Self {
         let reporter = Reporter {
-            controller: "ccm-issuer".into(),
+            controller: REPORTING_CONTROLLER.into(),
             instance: config.instance.clone(),
         };
         let pca = credentials::PcaClients::new(&config, metrics.clone());
@@ -347,9 +347,7 @@ impl Context {
             warn!(error = %e, reason, "could not publish event");
         }
     }
-}
 
-impl Context {
     /// Publishes an event that is never repeated for its object (a request's final outcome).
     /// It is created directly: the recorder would keep it for six minutes to fold repeats into
     /// a series, and scan every event it keeps on each publish, which under a burst of
@@ -367,7 +365,7 @@ impl Context {
             apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
         };
         let now = k8s_openapi::jiff::Timestamp::now();
-        let controller = "ccm-issuer".to_owned();
+        let controller = REPORTING_CONTROLLER.to_owned();
         let event = K8sEvent {
             action: Some(action.to_owned()),
             reason: Some(reason.to_owned()),
@@ -401,6 +399,9 @@ impl Context {
         }
     }
 }
+
+/// The controller name on every event (the recorder's and [`Context::final_event`]'s).
+const REPORTING_CONTROLLER: &str = "ccm-issuer";
 
 fn truncate_note(note: String) -> String {
     const MAX: usize = 1000;

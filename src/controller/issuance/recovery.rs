@@ -118,7 +118,8 @@ impl Target<'_> {
 }
 
 /// One search pass: on the first pass the candidates nearest the attempt first (a lost
-/// answer's certificate is normally among them), then an ordered sweep (newest first) from where earlier passes got.
+/// answer's certificate is normally among them), then an ordered sweep (newest first) from
+/// where earlier passes got.
 /// `checked` holds ids this process already ruled out.
 pub async fn search(
     client: &PcaClient,
