@@ -201,19 +201,14 @@ impl PcaClient {
         limiter: Arc<TokenBucket>,
         observer: Option<Arc<dyn PcaObserver>>,
     ) -> Result<Self, PcaError> {
-        crate::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
+        let tls = super::tls::client_config(config.ca_bundle_pem.as_deref(), config.extra_roots_pem.as_deref())?;
+        let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(USER_AGENT)
             .http1_only()
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &config.ca_bundle_pem {
-            builder = builder.tls_certs_only(pem_certificates(pem, "caBundle")?);
-        } else if let Some(pem) = &config.extra_roots_pem {
-            builder = builder.tls_certs_merge(pem_certificates(pem, "the extra CA bundle")?);
-        }
-        let http = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| PcaError::config(&format!("cannot build the HTTP client: {e}")))?;
         let domain_id = OnceCell::new();
@@ -620,15 +615,6 @@ impl PcaClock {
 #[derive(Debug)]
 pub struct Turn {
     _private: (),
-}
-
-fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>, PcaError> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem)
-        .map_err(|e| PcaError::config(&format!("{what} is not a PEM certificate bundle: {e}")))?;
-    if certs.is_empty() {
-        return Err(PcaError::config(&format!("{what} contains no certificate")));
-    }
-    Ok(certs)
 }
 
 /// Ids go into URL paths: accept only UUID-shaped ones.

@@ -7,6 +7,7 @@ pub mod error_body;
 pub mod ratelimit;
 pub mod scrub;
 pub mod signer;
+mod tls;
 pub mod types;
 
 pub use client::{CallOutcome, ClientConfig, PcaClient, PcaObserver, RetryPolicy, Turn};
