@@ -23,7 +23,7 @@ use kube::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{
     AnyIssuer, Config, Context, IssuerStores, IssuerTriggers, certificate_request, issuer,
@@ -240,6 +240,9 @@ async fn run_controllers(
     // ours trimmed before caching (managedFields always; finished ones down to what deciding
     // "nothing to do" needs).
     let (cr_reader, cr_writer) = reflector::store::<CertificateRequest>();
+    // Requests woken when a slot of their issuer is released.
+    let (slot_tx, slot_rx) = mpsc::unbounded_channel::<ObjectRef<CertificateRequest>>();
+    ctx.slots.wake_with(slot_tx);
     let cr_stream = watcher(
         Api::<CertificateRequest>::all(client.clone()),
         request_watch_config(&client).await,
@@ -285,6 +288,7 @@ async fn run_controllers(
             let key = AnyIssuer::Cluster(Arc::new(i)).key();
             certificate_request::waiting_on(by_cluster.state(), &key).collect::<Vec<_>>()
         })
+        .reconcile_on(UnboundedReceiverStream::new(slot_rx))
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(wait_for(shutdown.clone()));
     let issuer_ctrl = issuer_ctrl
@@ -325,8 +329,10 @@ async fn run_controllers(
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {
                         ctx.forget_deleted_issuers();
-                        let live: HashSet<String> = requests.state().iter().filter_map(|cr| cr.metadata.uid.clone()).collect();
+                        let cached = requests.state();
+                        let live: HashSet<String> = cached.iter().filter_map(|cr| cr.metadata.uid.clone()).collect();
                         ctx.forget_deleted_requests(&live);
+                        ctx.slots.retain_waiting(&cached.iter().map(|cr| ObjectRef::from(&**cr)).collect());
                     }
                     _ = shutdown.wait_for(|s| *s) => return,
                 }
@@ -407,6 +413,10 @@ async fn log_result<K: Resource>(
         Ok(_) => {}
         Err(kube::runtime::controller::Error::ReconcilerFailed(err, obj)) => {
             warn!(controller, object = %obj.name, error = %err, "reconcile failed")
+        }
+        // A request woken for a slot after it was deleted.
+        Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+            debug!(controller, object = %obj.name, "woken object no longer exists")
         }
         Err(other) => warn!(controller, error = %other, "controller error"),
     }

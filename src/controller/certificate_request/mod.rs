@@ -171,8 +171,11 @@ async fn live_issuer(ctx: &Context, key: &IssuerKey) -> Result<Option<AnyIssuer>
 
 /// Issues (at most once), exports and verifies.
 async fn sign(tracked: &mut Tracked, ctx: &Context, issuer: &AnyIssuer, plan: &Plan) -> Result<Issued, Halt> {
-    let Some(_slot) = ctx.slots.try_acquire(&issuer.key()) else {
-        return Err(Outcome::Later(super::slots::retry_delay()).into());
+    let Some(_slot) = ctx.slots.try_acquire(
+        &issuer.key(),
+        kube::runtime::reflector::ObjectRef::from(tracked.object()),
+    ) else {
+        return Err(Outcome::Later(super::slots::fallback_delay()).into());
     };
     let client = match ctx.pca.client_for(&ctx.client, issuer, Some(&ctx.secret_watches)).await {
         Ok(c) => c,

@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use kube::runtime::{controller::Action, reflector::ObjectRef};
+
 use crate::controller::certificate_request::reconcile;
 
 /// An endpoint that accepts connections and never answers.
@@ -63,5 +65,54 @@ async fn a_tarpit_issuer_holds_at_most_its_slots() {
     for t in stuck {
         t.await.expect("join").expect("reconcile");
     }
+    tarpit_task.abort();
+}
+
+/// The delay of a requeue, from `Action`'s `Debug` (its field is private).
+fn requeue_after(action: &Action) -> Option<Duration> {
+    let text = format!("{action:?}");
+    let secs = text.split("Some(").nth(1)?.split("s)").next()?;
+    secs.parse::<f64>().ok().map(Duration::from_secs_f64)
+}
+
+#[tokio::test]
+async fn a_request_without_a_slot_waits_to_be_woken_instead_of_polling() {
+    let config = Config {
+        max_concurrent_per_issuer: 1,
+        pca_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let (wake_tx, mut woken) = tokio::sync::mpsc::unbounded_channel();
+    w.ctx.slots.wake_with(wake_tx);
+    let (tarpit_url, tarpit_task) = tarpit().await;
+    let mut slow = issuer_json(&w.mock, NS, true);
+    slow["metadata"]["name"] = json!("tarpit");
+    slow["spec"]["endpoint"] = json!(tarpit_url);
+    w.api.put(slow);
+    let mut requests = Vec::new();
+    for i in 0..2 {
+        let c = csr(false, &["slow.example"]);
+        let mut cr = request_json(&c, false, approved(), "CCMIssuer");
+        cr["metadata"]["name"] = json!(format!("slow-{i}"));
+        cr["spec"]["issuerRef"]["name"] = json!("tarpit");
+        let cr: CertificateRequest = serde_json::from_value(w.api.put(cr)).expect("decode");
+        requests.push(Arc::new(cr));
+    }
+    let holder = tokio::spawn(reconcile(requests[0].clone(), w.ctx.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let action = reconcile(requests[1].clone(), w.ctx.clone()).await.expect("reconcile");
+    let delay = requeue_after(&action).expect("a requeue");
+    assert!(
+        delay >= Duration::from_secs(10),
+        "a waiting request comes back by itself only as a fallback, not every few seconds: {delay:?}"
+    );
+    assert!(woken.try_recv().is_err(), "nothing is woken while the slot is held");
+    holder.await.expect("join").expect("reconcile");
+    assert_eq!(
+        woken.try_recv().ok(),
+        Some(ObjectRef::from(&*requests[1])),
+        "releasing the slot wakes the waiting request"
+    );
     tarpit_task.abort();
 }
