@@ -2,6 +2,15 @@
 
 use clap::Parser;
 
+/// jemalloc instead of glibc's allocator: the controller's memory comes in bursts (a restart
+/// lists every CertificateRequest in the cluster, pages of 500 full objects of which it keeps
+/// a trimmed few), and glibc kept such a burst's memory for good, between the long-lived cache
+/// entries allocated in between; jemalloc gives it back within seconds (figures in
+/// `docs/benchmarks.md`, "Allocator").
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     ccm_issuer::cli::main(ccm_issuer::cli::Cli::parse())
 }

@@ -53,7 +53,9 @@ impl Scale {
                 outage: Duration::from_secs(60),
                 backlog: 2000,
                 backlog_retry_budget: "5m",
-                timeout: Duration::from_secs(3600),
+                // At the default adaptive rate, 10% injected 429s hold the rate near its floor
+                // (about 1 call/s): the 2,000 backlog alone takes over an hour.
+                timeout: Duration::from_secs(7200),
             }
         } else {
             Scale {

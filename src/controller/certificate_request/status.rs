@@ -191,11 +191,11 @@ async fn write_pending(tracked: &mut Tracked, ctx: &Context, pending: Pending) -
     }
 }
 
-/// Records a new retry episode, or ends one when the request waits for something outside it or
-/// recovery got answers.
+/// Records the retry episode as of this error, or ends one when the request waits for
+/// something outside it or recovery got answers.
 async fn record_episode(tracked: &mut Tracked, waiting: Waiting) -> Result<Write, Error> {
     let value = match waiting {
-        Waiting::Retrying(episode) if episode.new => Some(episode.encode(tracked.uid())),
+        Waiting::Retrying(episode) => Some(episode.encode(tracked.uid())),
         // Waiting outside the request, or deciding an earlier attempt with answers from the PCA:
         // the run of transient errors is over.
         Waiting::External | Waiting::Unresolved

@@ -147,6 +147,83 @@ async fn retry_budget_survives_a_restart_and_then_fails_a_throttled_request() {
     assert_eq!(w.issued().await, 0);
 }
 
+/// Moves every instant recorded in the request's retry episode `by_ms` into the past, as if the
+/// request had then waited that long without an attempt (behind other requests for its
+/// issuer's slots, for the lease, for the rate limiter).
+fn episode_waited(w: &World, by_ms: i64) {
+    let mut cr = w.api.get(CR_PATH).expect("cr");
+    let value = cr["metadata"]["annotations"][RETRYING_SINCE_ANNOTATION]
+        .as_str()
+        .expect("an episode")
+        .to_owned();
+    let shifted: Vec<String> = value
+        .split('/')
+        .map(|part| match part.parse::<i64>() {
+            Ok(ms) if ms > 1_000_000_000_000 => (ms - by_ms).to_string(),
+            _ => part.to_owned(),
+        })
+        .collect();
+    cr["metadata"]["annotations"][RETRYING_SINCE_ANNOTATION] = json!(shifted.join("/"));
+    w.api.put(cr);
+}
+
+/// Defect 1 (found by the full chaos run): the budget was the wall time since the episode's
+/// first error, so a request that got a 429, then waited 7 minutes behind a backlog for its
+/// issuer's slots and the lease, failed on its next 429 ("Giving up after 443s of transient
+/// errors") after two attempts.
+#[tokio::test]
+async fn time_spent_waiting_behind_other_requests_does_not_spend_the_retry_budget() {
+    let w = world(Config::default()).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Pending", "{}", w.ready().2);
+    episode_waited(&w, 7 * 60_000);
+    w.reconcile().await;
+    let (status, reason, message) = w.ready();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Pending"), "{message}");
+    w.mock.faults(json!({})).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert_eq!(w.issued().await, 1);
+}
+
+/// Defect 1: waiting does not count, but uninterrupted errors still spend the budget: each
+/// error charges the back-off it was given and one call, however long the request then waited.
+#[tokio::test]
+async fn errors_at_the_back_off_pace_still_fail_a_throttled_request() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    let mut attempts = 0;
+    while w.ready().1 != "Failed" {
+        attempts += 1;
+        assert!(
+            attempts <= 40,
+            "still {} after {attempts} throttled attempts",
+            w.ready().1
+        );
+        w.reconcile().await;
+        if w.ready().1 == "Pending" {
+            // The request comes back after its back-off (at most 2 minutes) and a long wait.
+            episode_waited(&w, 150_000);
+        }
+    }
+    assert!(
+        (8..=25).contains(&attempts),
+        "5 minutes at the back-off pace are a dozen or so attempts, not {attempts}"
+    );
+    let message = w.ready().2;
+    assert!(message.contains("--max-retry-duration"), "{message}");
+    assert_eq!(w.issued().await, 0);
+}
+
 /// Defect 1: a request whose issue call may have landed is never failed by the timer; a failed
 /// request would make cert-manager issue a second certificate with a new request.
 #[tokio::test]
