@@ -34,6 +34,9 @@ pub struct FaultPlan {
     pub hang_after_issue_ms: u64,
     /// If set, latency/429/5xx only apply to these SDK operation names.
     pub operations: Option<Vec<String>>,
+    /// The next N (selected) calls get neither latency nor an injected error; the plan applies
+    /// from the call after them ("the fifth export fails"). Counts down.
+    pub pass_first: u64,
     /// Answers that are wrong on purpose (one mode at a time); `None` = honest answers.
     pub hostile: Option<HostilePlan>,
     /// Render these fields as JSON `null` in successful answers (the SDKs' response models
@@ -207,8 +210,12 @@ impl Faults {
 
     /// Latency and injected error for `operation`.
     pub fn before(&self, operation: &str) -> (Option<Duration>, Injected) {
-        let g = self.lock();
+        let mut g = self.lock();
         if !g.selects(operation) {
+            return (None, Injected::None);
+        }
+        if g.pass_first > 0 {
+            g.pass_first -= 1;
             return (None, Injected::None);
         }
         let jitter = match g.latency_jitter_ms {
@@ -370,7 +377,7 @@ mod tests {
     #[test]
     fn plan_json_and_validation() {
         let p: FaultPlan = serde_json::from_str(
-            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"hostile":null,"null_fields":null}"#,
+            r#"{"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"pass_first":0,"hostile":null,"null_fields":null}"#,
         )
         .unwrap();
         assert_eq!(p, FaultPlan::default());
@@ -379,6 +386,33 @@ mod tests {
         assert!(serde_json::from_str::<FaultPlan>(r#"{"bogus":1}"#).is_err());
         let p: FaultPlan = serde_json::from_str(r#"{"drop_after_issue_rate":-0.1}"#).unwrap();
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn pass_first_lets_that_many_selected_calls_through_then_applies_the_plan() {
+        let f = Faults::default();
+        f.set(FaultPlan {
+            rate_5xx: 1.0,
+            pass_first: 2,
+            operations: Some(vec!["ExportCertificate".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            f.before("ListCertificate").1,
+            Injected::None,
+            "not selected, not counted"
+        );
+        let injected: Vec<Injected> = (0..4).map(|_| f.before("ExportCertificate").1).collect();
+        assert_eq!(
+            injected,
+            [
+                Injected::None,
+                Injected::None,
+                Injected::ServerError,
+                Injected::ServerError
+            ]
+        );
     }
 
     #[test]

@@ -478,6 +478,47 @@ async fn recovery_records_its_position_when_its_time_is_up() {
     assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
 }
 
+/// Found by the chaos suite: a pass whose later batch of exports failed with a transient error
+/// returned that error and recorded nothing, so a PCA failing every few calls kept recovery at
+/// the window's start for ever. It now records how far the batches before it got.
+#[tokio::test]
+async fn recovery_keeps_what_it_ruled_out_when_a_later_batch_fails() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let (w, c, cr) = attempt_long_over(config.clone(), "0f0f0f0f-0000-4000-8000-000000000011").await;
+    w.api.put(cr);
+    // The nearest five and two batches of four are answered; every later export fails.
+    w.mock
+        .faults(json!({"rate_5xx": 1.0, "operations": [EXPORT], "pass_first": 5 + 4 + 4}))
+        .await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Pending", "{}", w.ready().2);
+    let intent = annotation(&w, INTENT_ANNOTATION).expect("intent");
+    assert_eq!(intent.split('/').count(), 3, "the ruled-out part is recorded: {intent}");
+    // The next passes (new processes) go on after the two batches: the 40 look-alikes less
+    // those 8, and the export of the certificate issued then (the nearest five were ruled out
+    // in memory only, and a later pass does not look at them first again).
+    w.mock.faults(json!({})).await;
+    let exports_before = w.calls(EXPORT).await;
+    for _ in 0..10 {
+        if w.ready().1 == "Issued" {
+            break;
+        }
+        reconcile(w.cr(), context(&w.api, config.clone()))
+            .await
+            .expect("reconcile");
+    }
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    let exports = w.calls(EXPORT).await - exports_before;
+    assert!(
+        exports <= 40 - 8 + 1,
+        "went on from the recorded position: {exports} exports"
+    );
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+}
+
 /// Found by the chaos suite: a recovery pass that got answers did not end the retry episode,
 /// so each later transient error waited as long as the whole recovery so far (up to 2
 /// minutes); and every pass in a new process exported the same nearest candidates again.
