@@ -181,7 +181,7 @@ async fn all_ready(stack: &Stack, ns: &str, n: usize, timeout: Duration) -> Resu
 /// requests may have been issued a second time only where the controller said so in an event
 /// (their outcome cannot be established at the PCA; README, "How it stays correct").
 async fn exactly_once(stack: &Stack, ns: &str) -> Result<(usize, u64)> {
-    let items = requests(stack, ns).await?.items;
+    let items = all_requests_final(stack, ns).await?;
     let events = ccm_e2e_events(stack, ns, "ReissuedAfterUnknownOutcome").await?;
     let mut by_key: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for cr in &items {
@@ -215,6 +215,24 @@ async fn exactly_once(stack: &Stack, ns: &str) -> Result<(usize, u64)> {
         items.len()
     );
     Ok((items.len(), ca_reissues))
+}
+
+/// The requests of `ns` once every one has a final Ready reason. All Certificates Ready is not
+/// enough: cert-manager's trigger controller can see a just-issued Certificate's Secret as
+/// missing and make one more request for the same key (seen in CI: b0056-2 created 2 ms after
+/// b0056-1 was Issued), which the controller is still signing when the last Certificate turns
+/// Ready.
+async fn all_requests_final(stack: &Stack, ns: &str) -> Result<Vec<CertificateRequest>> {
+    eventually(
+        &format!("every request in {ns} final"),
+        Duration::from_secs(120),
+        async || {
+            let items = requests(stack, ns).await?.items;
+            let finished = |cr: &CertificateRequest| matches!(cr.ready_reason(), Some("Issued" | "Failed" | "Denied"));
+            Ok(items.iter().all(finished).then_some(items))
+        },
+    )
+    .await
 }
 
 /// Deletes the Certificates and CertificateRequests of `ns` (no controller is running).
