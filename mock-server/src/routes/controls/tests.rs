@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::test_support::*;
 
 fn default_plan() -> serde_json::Value {
-    json!({"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"hostile":null,"null_fields":null})
+    json!({"latency_ms":0,"latency_jitter_ms":0,"rate_429":0.0,"rate_5xx":0.0,"drop_after_issue":0,"drop_after_issue_rate":0.0,"hang_after_issue_ms":0,"operations":null,"pass_first":0,"hostile":null,"null_fields":null})
 }
 
 #[tokio::test]
