@@ -91,6 +91,8 @@ fn main() -> ExitCode {
 }
 
 const LEASE: &str = "--leader-election-lease-duration=4s";
+/// The two controller replicas of the chaos scenario.
+const REPLICAS: [&str; 2] = ["replica-a", "replica-b"];
 
 /// The kinds of Certificates the suite mixes.
 fn certificate_yaml(i: usize, ca: bool) -> String {
@@ -332,17 +334,24 @@ fn backoff_holds(stack: &Stack) -> Result<()> {
 /// Kills the leader after it has led for a random `scale.kill_after` seconds, waits for the
 /// other replica to take the lease over, then restarts the killed one as a standby, until
 /// `stop` is set. (Restarted at once, a replica keeps its identity and takes its own lease back
-/// without a failover, as a restarted container of the same pod does.) Returns the number of
-/// kills and the failover times.
+/// without a failover, as a restarted container of the same pod does.) A replica that exited
+/// by itself (a fenced leader that could not renew in time) is started again, as the kubelet
+/// would. Returns the number of kills, the failover times and the self-exits.
 async fn killer(
     stack: &Stack,
     scale: Scale,
     stop: Arc<AtomicBool>,
     extra: Vec<String>,
-) -> Result<(u32, Vec<Duration>)> {
+) -> Result<(u32, Vec<Duration>, u32)> {
     let mut kills = 0;
     let mut failovers = Vec::new();
+    let mut exits = 0;
     while !stop.load(Ordering::SeqCst) {
+        for name in REPLICAS {
+            if stack.restart_exited_replica(name, &extra).await? {
+                exits += 1;
+            }
+        }
         let Some(leader) = stack.leader().await? else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
@@ -366,7 +375,7 @@ async fn killer(
         }
         stack.start_replica(&leader, &extra).await?;
     }
-    Ok((kills, failovers))
+    Ok((kills, failovers, exits))
 }
 
 fn chaos(stack: &Stack) -> Result<()> {
@@ -375,8 +384,9 @@ fn chaos(stack: &Stack) -> Result<()> {
         let ns = "chaos";
         stack.stop_all_replicas().await?;
         let extra = vec![LEASE.to_owned()];
-        stack.start_replica("replica-a", &extra).await?;
-        stack.start_replica("replica-b", &extra).await?;
+        for name in REPLICAS {
+            stack.start_replica(name, &extra).await?;
+        }
         issuer_in(stack, ns).await?;
         {
             let mock = stack.mock.lock().await;
@@ -402,19 +412,19 @@ fn chaos(stack: &Stack) -> Result<()> {
             },
         );
         outage?;
-        let (kills, failovers) = kills?;
+        let (kills, failovers, exits) = kills?;
         let took = started.elapsed();
         stack.mock.lock().await.set_faults(Default::default()).map_err(anyhow::Error::msg)?;
         let (requests, ca_reissues) = exactly_once(stack, ns).await?;
         let (answered, injected) = pca_calls(stack).await;
-        for name in ["replica-a", "replica-b"] {
+        for name in REPLICAS {
             if stack.replica_port(name).is_some() {
                 stack.stop_replica(name, Signal::Term).await?;
             }
         }
         let worst = failovers.iter().max().copied().unwrap_or_default();
         eprintln!(
-            "[chaos] {} Certificates Ready in {:.0}s: {requests} requests, 0 Failed, exactly one certificate each ({ca_reissues} documented CA re-issues); {kills} leaders SIGKILLed (failover ≤ {:.1}s); {:.2} PCA calls per certificate ({answered} answered, {injected} injected faults excluded)",
+            "[chaos] {} Certificates Ready in {:.0}s: {requests} requests, 0 Failed, exactly one certificate each ({ca_reissues} documented CA re-issues); {kills} leaders SIGKILLed (failover ≤ {:.1}s), {exits} fenced replicas exited and were restarted; {:.2} PCA calls per certificate ({answered} answered, {injected} injected faults excluded)",
             scale.certificates,
             took.as_secs_f64(),
             worst.as_secs_f64(),

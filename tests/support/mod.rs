@@ -300,6 +300,24 @@ impl Stack {
         Ok(())
     }
 
+    /// Starts `name` again if its process ended by itself (a fenced leader exits when it can
+    /// no longer prove it holds the lease), as the kubelet restarts a pod's container. Returns
+    /// whether it did.
+    pub async fn restart_exited_replica(&self, name: &str, extra: &[String]) -> Result<bool> {
+        let exited = {
+            let mut replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+            let exited = replicas.get(name).is_some_and(|(p, _)| !p.is_running());
+            if exited {
+                replicas.remove(name);
+            }
+            exited
+        };
+        if exited {
+            self.start_replica(name, extra).await?;
+        }
+        Ok(exited)
+    }
+
     /// The health port of a running replica.
     pub fn replica_port(&self, name: &str) -> Option<u16> {
         self.replicas
