@@ -12,10 +12,10 @@ cd "$CCM_ROOT"
 
 phase "check machine tools"
 missing=()
-for t in cargo go python3 openssl curl awk sha256sum; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in cargo go python3 openssl curl awk sha256sum make cc; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq openssl curl gawk coreutils >/dev/null
+    apt-get update -qq && apt-get install -y -qq openssl curl gawk coreutils make gcc >/dev/null
   fi
   for t in "${missing[@]}"; do command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }; done
 fi
