@@ -332,7 +332,9 @@ async fn run_controllers(
                         let cached = requests.state();
                         let live: HashSet<String> = cached.iter().filter_map(|cr| cr.metadata.uid.clone()).collect();
                         ctx.forget_deleted_requests(&live);
-                        ctx.slots.retain_waiting(&cached.iter().map(|cr| ObjectRef::from(&**cr)).collect());
+                        if ctx.slots.waiting() > 0 {
+                            ctx.slots.retain_waiting(&cached.iter().map(|cr| ObjectRef::from(&**cr)).collect());
+                        }
                     }
                     _ = shutdown.wait_for(|s| *s) => return,
                 }

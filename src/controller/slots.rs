@@ -94,8 +94,10 @@ impl IssuerSlots {
         });
         match issuer.semaphore.clone().try_acquire_owned() {
             Ok(permit) => {
-                issuer.queued.remove(&waiter);
-                issuer.waiting.retain(|w| w != &waiter);
+                // Only a request that was queued is looked for in the queue (a scan).
+                if issuer.queued.remove(&waiter) {
+                    issuer.waiting.retain(|w| w != &waiter);
+                }
                 Some(Slot {
                     permit: Some(permit),
                     key: key.clone(),
