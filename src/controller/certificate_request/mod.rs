@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{
     Api, Resource, ResourceExt,
-    runtime::{controller::Action, events::EventType},
+    runtime::{controller::Action, events::EventType, reflector::ObjectRef},
 };
 use tokio::time::Instant;
 use tracing::{instrument, warn};
@@ -92,6 +92,11 @@ pub async fn act(tracked: &mut Tracked, ctx: &Context) -> Result<Outcome, Error>
         Ok(i) => i,
         Err(o) => return Ok(o),
     };
+    // The slot comes before the CSR check: a request put back for want of one returns every
+    // 10–20 s while it waits (thousands in a backlog) and must cost nothing each time.
+    let Some(slot) = ctx.slots.try_acquire(&issuer.key(), ObjectRef::from(cr)) else {
+        return Ok(Outcome::Later(super::slots::fallback_delay()));
+    };
     // CSR parsing checks a signature: CPU work, off the async workers.
     let request = cr.clone();
     let plan = match tokio::task::spawn_blocking(move || plan(&request)).await {
@@ -99,7 +104,9 @@ pub async fn act(tracked: &mut Tracked, ctx: &Context) -> Result<Outcome, Error>
         Ok(Err(message)) => return Ok(Outcome::invalid(message)),
         Err(e) => return Ok(Outcome::invalid(format!("the request could not be checked: {e}"))),
     };
-    match sign(tracked, ctx, &issuer, &plan).await {
+    let result = sign(tracked, ctx, &issuer, &plan).await;
+    drop(slot);
+    match result {
         Ok(issued) => Ok(Outcome::Issued(issued)),
         Err(Halt::Outcome(o)) => Ok(o),
         Err(Halt::Kube(e)) => Err(e.into()),
@@ -146,13 +153,9 @@ fn cached_issuer(ctx: &Context, key: &IssuerKey) -> Option<AnyIssuer> {
         IssuerKey::Namespaced { namespace, name } => ctx
             .issuers
             .namespaced
-            .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
+            .get(&ObjectRef::new(name).within(namespace))
             .map(AnyIssuer::Namespaced),
-        IssuerKey::Cluster { name } => ctx
-            .issuers
-            .cluster
-            .get(&kube::runtime::reflector::ObjectRef::new(name))
-            .map(AnyIssuer::Cluster),
+        IssuerKey::Cluster { name } => ctx.issuers.cluster.get(&ObjectRef::new(name)).map(AnyIssuer::Cluster),
     }
 }
 
@@ -169,14 +172,8 @@ async fn live_issuer(ctx: &Context, key: &IssuerKey) -> Result<Option<AnyIssuer>
     })
 }
 
-/// Issues (at most once), exports and verifies.
+/// Issues (at most once), exports and verifies; the caller holds one of the issuer's slots.
 async fn sign(tracked: &mut Tracked, ctx: &Context, issuer: &AnyIssuer, plan: &Plan) -> Result<Issued, Halt> {
-    let Some(_slot) = ctx.slots.try_acquire(
-        &issuer.key(),
-        kube::runtime::reflector::ObjectRef::from(tracked.object()),
-    ) else {
-        return Err(Outcome::Later(super::slots::fallback_delay()).into());
-    };
     let client = match ctx.pca.client_for(&ctx.client, issuer, Some(&ctx.secret_watches)).await {
         Ok(c) => c,
         Err(p) if p.retryable => {

@@ -116,3 +116,60 @@ async fn a_request_without_a_slot_waits_to_be_woken_instead_of_polling() {
     );
     tarpit_task.abort();
 }
+
+/// A request put back for want of a slot comes back every 10–20 s while it waits (thousands
+/// of them in a backlog): it must not check its CSR (a signature verification) each time. Its
+/// CSR is checked once it holds a slot — here a broken CSR, so the order is visible: refused
+/// only after the slot is free, without any write before.
+#[tokio::test]
+async fn a_request_waiting_for_a_slot_does_not_check_its_csr() {
+    let config = Config {
+        max_concurrent_per_issuer: 1,
+        pca_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let (tarpit_url, tarpit_task) = tarpit().await;
+    let mut slow = issuer_json(&w.mock, NS, true);
+    slow["metadata"]["name"] = json!("tarpit");
+    slow["spec"]["endpoint"] = json!(tarpit_url);
+    w.api.put(slow);
+    let c = csr(false, &["slow.example"]);
+    let mut holder = request_json(&c, false, approved(), "CCMIssuer");
+    holder["metadata"]["name"] = json!("holder");
+    holder["spec"]["issuerRef"]["name"] = json!("tarpit");
+    let holder: CertificateRequest = serde_json::from_value(w.api.put(holder)).expect("decode");
+    let mut broken = request_json(&c, false, approved(), "CCMIssuer");
+    broken["metadata"]["name"] = json!("broken");
+    broken["spec"]["issuerRef"]["name"] = json!("tarpit");
+    broken["spec"]["request"] = json!(b64(
+        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+    ));
+    let broken: CertificateRequest = serde_json::from_value(w.api.put(broken)).expect("decode");
+    let path = format!("/apis/cert-manager.io/v1/namespaces/{NS}/certificaterequests/broken");
+    let holding = tokio::spawn(reconcile(Arc::new(holder), w.ctx.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let action = reconcile(Arc::new(broken.clone()), w.ctx.clone())
+        .await
+        .expect("reconcile");
+    assert!(requeue_after(&action).is_some(), "put back to wait: {action:?}");
+    let waiting = w.api.get(&path).expect("request");
+    assert!(
+        waiting["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["type"] != "Ready")),
+        "nothing is decided (or written) while the request waits for a slot: {waiting}"
+    );
+    holding.await.expect("join").expect("reconcile");
+    reconcile(Arc::new(broken), w.ctx.clone()).await.expect("reconcile");
+    let refused = w.api.get(&path).expect("request");
+    let ready = refused["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+        .unwrap_or_default();
+    assert_eq!(
+        ready["reason"], "Failed",
+        "a broken CSR is refused once the request holds a slot: {refused}"
+    );
+    tarpit_task.abort();
+}
