@@ -6,8 +6,8 @@
 //!
 //! 1. looks only at the window `[intent start − 15 min, intent deadline + margin + 15 min]`
 //!    (the gateway accepts our signatures with up to 15 minutes of clock difference, so its
-//!    `create_time` may be that far from our clock), finding the window's first entry by binary
-//!    search over the offset instead of paging through everything newer;
+//!    `create_time` may be that far from our clock), finding the window's first page by binary
+//!    search over the offset (page-sized probes) instead of paging through everything newer;
 //! 2. narrows entries by issuing CA, key algorithm, common name and status from the list
 //!    itself, before any export;
 //! 3. exports the few candidates nearest to the attempt first — on the PCA's clock as its
@@ -18,7 +18,7 @@
 //! 4. gets a list entry without `create_time`, or a page without `total`, from the client as an
 //!    incomplete answer to retry — never as "nothing was issued".
 //!
-//! One pass costs at most `1 + ⌈log2(total)⌉ + MAX_WINDOW_PAGES` list calls,
+//! One pass costs at most `2 + ⌈log2(total / 100)⌉ + MAX_WINDOW_PAGES` list calls,
 //! `MAX_EXPORTS_PER_PASS` exports and one annotation write; a window with more candidates is
 //! continued in the next pass, from the recorded position.
 
@@ -252,14 +252,11 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
         .map_or(window_end, |c| c.at.min(window_end));
     let first = list(client, target, PAGE, 0).await?;
     let total = first.total;
-    let mut offset = match first.certificates.last().map(created).transpose()? {
-        Some(last) if last > to && total > u64::from(PAGE) => first_at_or_before(client, target, to, total).await?,
-        _ => 0,
-    };
-    let mut page = if offset == 0 {
-        first
-    } else {
-        list(client, target, PAGE, offset).await?
+    let (mut offset, mut page) = match first.certificates.last().map(created).transpose()? {
+        Some(last) if last > to && total > u64::from(PAGE) => {
+            window_start(|at| list(client, target, PAGE, at), to, total).await?
+        }
+        _ => (0, first),
     };
     let mut found = Vec::new();
     for _ in 0..MAX_WINDOW_PAGES {
@@ -284,21 +281,44 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
     Ok((found, false))
 }
 
-/// The smallest offset whose entry was created at or before `to` (entries are newest first),
-/// by binary search with one-entry pages. New certificates only push entries to larger
-/// offsets, so the result may be a little early, never late: nothing in the window is skipped.
-async fn first_at_or_before(client: &PcaClient, target: &Target<'_>, to: i64, total: u64) -> Result<u32, PcaError> {
+/// A page holding the smallest offset whose entry was created at or before `to` (entries are
+/// newest first; everything before the page's own boundary is newer than `to`), and that
+/// page's offset. A binary search over 100-entry pages: a probe whose page holds the boundary
+/// ends it, so it costs about ⌈log2(total / 100)⌉ list calls where one-entry probes cost
+/// ⌈log2(total)⌉, each a rate-limiter token, and a new leader searches again. New certificates
+/// only push entries to larger offsets, so the result may be a little early, never late:
+/// nothing in the window is skipped.
+/// `page_at(offset)` lists the `PAGE` entries from `offset`.
+async fn window_start<F: Future<Output = Result<CertificateList, PcaError>>>(
+    mut page_at: impl FnMut(u32) -> F,
+    to: i64,
+    total: u64,
+) -> Result<(u32, CertificateList), PcaError> {
+    // Entries before `lo` are newer than `to`; the first one at or before it is at most `hi`.
     let mut lo = PAGE;
     let mut hi = u32::try_from(total).unwrap_or(u32::MAX);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let probe = list(client, target, 1, mid).await?;
-        match probe.certificates.first().map(created).transpose()? {
-            Some(at) if at > to => lo = mid + 1,
-            _ => hi = mid,
+    loop {
+        // The probed page sits in the middle of what is left (at `lo` once one page covers it).
+        let at = lo + (hi - lo).saturating_sub(PAGE) / 2;
+        let page = page_at(at).await?;
+        let mut boundary = None;
+        for (i, cert) in page.certificates.iter().enumerate() {
+            if created(cert)? <= to {
+                boundary = Some(i);
+                break;
+            }
         }
+        match boundary {
+            // The page starts newer than `to` and ends at or before it, or starts right at
+            // the known boundary: the window starts in this page.
+            Some(i) if i > 0 || at == lo => return Ok((at, page)),
+            _ if page.certificates.is_empty() && at == lo => return Ok((at, page)),
+            Some(_) => hi = at,
+            None if page.certificates.is_empty() => hi = at,
+            None => lo = at.saturating_add(u32::try_from(page.certificates.len()).unwrap_or(PAGE)),
+        }
+        hi = hi.max(lo);
     }
-    Ok(lo)
 }
 
 async fn list(client: &PcaClient, target: &Target<'_>, limit: u32, offset: u32) -> Result<CertificateList, PcaError> {
@@ -310,4 +330,59 @@ async fn list(client: &PcaClient, target: &Target<'_>, limit: u32, offset: u32) 
 /// retryable, so an absent field never reads as "nothing issued".
 fn created(cert: &PrivateCertificate) -> Result<i64, PcaError> {
     Ok(cert.create_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry(i: usize, created: i64) -> PrivateCertificate {
+        serde_json::from_value(serde_json::json!({
+            "certificate_id": format!("{i:08}-0000-4000-8000-000000000000"),
+            "status": "ISSUED",
+            "issuer_id": "ca",
+            "create_time": created,
+        }))
+        .expect("entry")
+    }
+
+    proptest! {
+        /// For any newest-first list, the page found starts at or before the first entry at or
+        /// before `to` and holds it (or the list ends there), within ⌈log2(total / 100)⌉ + 2
+        /// list calls.
+        #[test]
+        fn the_window_start_is_never_late_and_costs_a_logarithm_of_pages(
+            mut times in proptest::collection::vec(0i64..5_000, 101..5_000),
+            to in -10i64..5_010,
+        ) {
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            // What the caller already knows: the first page is newer than `to`.
+            prop_assume!(times[PAGE as usize - 1] > to);
+            let entries: Vec<PrivateCertificate> = times.iter().enumerate().map(|(i, t)| entry(i, *t)).collect();
+            let total = entries.len() as u64;
+            let calls = std::cell::Cell::new(0u32);
+            let (offset, page) = futures::executor::block_on(window_start(
+                |at| {
+                    calls.set(calls.get() + 1);
+                    let from = (at as usize).min(entries.len());
+                    let to = (from + PAGE as usize).min(entries.len());
+                    std::future::ready(Ok(CertificateList { total, certificates: entries[from..to].to_vec() }))
+                },
+                to,
+                total,
+            ))
+            .expect("search");
+            let boundary = times.iter().position(|t| *t <= to).unwrap_or(times.len());
+            let offset = offset as usize;
+            prop_assert!(offset <= boundary, "late: page at {offset}, first entry at or before `to` at {boundary}");
+            prop_assert!(
+                boundary < offset + page.certificates.len() || boundary == times.len() && page.certificates.is_empty() || offset == boundary,
+                "the page at {offset} ({} entries) does not reach the boundary {boundary}", page.certificates.len()
+            );
+            let bound = (total as f64 / f64::from(PAGE)).log2().ceil() as u32 + 2;
+            let calls = calls.get();
+            prop_assert!(calls <= bound, "{calls} list calls for {total} entries (bound {bound})");
+        }
+    }
 }
