@@ -251,18 +251,14 @@ async fn run_controllers(
     .try_filter_map(|event| futures::future::ready(Ok(certificate_request::cache::only_ours(event))))
     .modify(certificate_request::cache::slim)
     .reflect(cr_writer)
-    .applied_objects()
     .inspect({
         let h = health.clone();
         move |r| h.watch_item("certificaterequests", r.is_ok())
     })
-    // Entries of deleted requests leave the de-duplication cache after 5 minutes (default:
-    // an hour), so churn does not hold memory; an entry dropped for a live request only costs
-    // one extra reconciliation.
-    .predicate_filter(
-        request_inputs,
-        kube::runtime::PredicateConfig::default().ttl(Duration::from_secs(300)),
-    );
+    .try_filter_map({
+        let mut seen = certificate_request::cache::InputsSeen::default();
+        move |event| futures::future::ready(Ok(seen.changed(event)))
+    });
     let by_ns = cr_reader.clone();
     let by_cluster = cr_reader.clone();
     let ns_changes = watcher(Api::<CCMIssuer>::all(client.clone()), watcher::Config::default())

@@ -4,11 +4,13 @@
 //! do" needs. Every watch event brings the whole object again, so trimming loses nothing for
 //! good.
 
-use kube::runtime::watcher::Event;
+use std::collections::{HashMap, HashSet};
+
+use kube::runtime::{reflector::ObjectRef, watcher::Event};
 
 use crate::{
     cert_manager::{CertificateRequest, CertificateRequestStatus, INVALID_REQUEST, reason},
-    controller::IssuerKey,
+    controller::{IssuerKey, runtime::request_inputs},
 };
 
 /// Keeps other issuers' requests out of the cache (and out of the controller's queue): their
@@ -62,6 +64,65 @@ fn final_by_conditions(cr: &CertificateRequest) -> bool {
             cr.ready_reason(),
             Some(reason::ISSUED | reason::FAILED | reason::DENIED)
         )
+}
+
+/// Passes a request on to the controller only when what decides its reconciliation changed
+/// ([`request_inputs`]), so our own status and annotation writes do not wake it. It keeps one
+/// hash per *live* request: a deletion forgets the request at once, and a relist forgets the
+/// ones that did not come back. kube's `predicate_filter` keeps every key it saw within its TTL,
+/// deleted ones included, and its table keeps the capacity of the busiest minutes: under churn
+/// (the memory soak: 25 requests/s created and deleted) that held thousands of entries.
+#[derive(Debug, Default)]
+pub struct InputsSeen {
+    hashes: HashMap<ObjectRef<CertificateRequest>, u64>,
+    /// Requests seen since a relist began (`Init`), to forget the rest at `InitDone`.
+    relisted: Option<HashSet<ObjectRef<CertificateRequest>>>,
+}
+
+impl InputsSeen {
+    /// The request to reconcile for this event, if its inputs changed.
+    pub fn changed(&mut self, event: Event<CertificateRequest>) -> Option<CertificateRequest> {
+        match event {
+            Event::Apply(cr) => self.note(cr),
+            Event::InitApply(cr) => {
+                if let Some(seen) = &mut self.relisted {
+                    seen.insert(ObjectRef::from(&cr));
+                }
+                self.note(cr)
+            }
+            Event::Delete(cr) => {
+                self.hashes.remove(&ObjectRef::from(&cr));
+                self.shrink();
+                None
+            }
+            Event::Init => {
+                self.relisted = Some(HashSet::new());
+                None
+            }
+            Event::InitDone => {
+                if let Some(seen) = self.relisted.take() {
+                    self.hashes.retain(|r, _| seen.contains(r));
+                    self.shrink();
+                }
+                None
+            }
+        }
+    }
+
+    fn note(&mut self, cr: CertificateRequest) -> Option<CertificateRequest> {
+        let Some(hash) = request_inputs(&cr) else {
+            return Some(cr);
+        };
+        let previous = self.hashes.insert(ObjectRef::from(&cr), hash);
+        (previous != Some(hash)).then_some(cr)
+    }
+
+    /// Gives back the table's memory once it is mostly empty (a burst has passed).
+    fn shrink(&mut self) {
+        if self.hashes.capacity() > 64 && self.hashes.len() * 4 < self.hashes.capacity() {
+            self.hashes.shrink_to(self.hashes.len() * 2);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,5 +229,74 @@ mod tests {
         assert!(matches!(only_ours(Event::Apply(ours)), Some(Event::Apply(_))));
         assert!(matches!(only_ours(Event::Init), Some(Event::Init)));
         assert!(matches!(only_ours(Event::InitDone), Some(Event::InitDone)));
+    }
+}
+
+#[cfg(test)]
+mod inputs_seen_tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    fn request(name: &str, generation: i64) -> CertificateRequest {
+        CertificateRequest {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                uid: Some(format!("uid-{name}")),
+                generation: Some(generation),
+                ..Default::default()
+            },
+            spec: Default::default(),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn only_changed_inputs_reach_the_controller() {
+        let mut seen = InputsSeen::default();
+        assert!(seen.changed(Event::Apply(request("a", 1))).is_some(), "new");
+        assert!(
+            seen.changed(Event::Apply(request("a", 1))).is_none(),
+            "our own write: same inputs"
+        );
+        assert!(seen.changed(Event::Apply(request("a", 2))).is_some(), "spec changed");
+        assert!(seen.changed(Event::Delete(request("a", 2))).is_none());
+        assert!(
+            seen.changed(Event::Apply(request("a", 2))).is_some(),
+            "recreated after deletion"
+        );
+    }
+
+    #[test]
+    fn deleted_requests_are_forgotten_and_the_table_shrinks() {
+        let mut seen = InputsSeen::default();
+        for i in 0..10_000 {
+            seen.changed(Event::Apply(request(&format!("r{i}"), 1)));
+        }
+        let busy = seen.hashes.capacity();
+        for i in 0..9_990 {
+            seen.changed(Event::Delete(request(&format!("r{i}"), 1)));
+        }
+        assert_eq!(seen.hashes.len(), 10);
+        assert!(
+            seen.hashes.capacity() <= 128,
+            "capacity {} after a burst (was {busy})",
+            seen.hashes.capacity()
+        );
+    }
+
+    #[test]
+    fn a_relist_forgets_requests_deleted_while_the_watch_was_down() {
+        let mut seen = InputsSeen::default();
+        seen.changed(Event::Apply(request("kept", 1)));
+        seen.changed(Event::Apply(request("gone", 1)));
+        seen.changed(Event::Init);
+        assert!(
+            seen.changed(Event::InitApply(request("kept", 1))).is_none(),
+            "unchanged across the relist"
+        );
+        seen.changed(Event::InitDone);
+        assert_eq!(seen.hashes.len(), 1);
+        assert!(seen.changed(Event::Apply(request("gone", 1))).is_some());
     }
 }
