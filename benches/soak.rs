@@ -5,8 +5,8 @@
 //!
 //! Run: `cargo bench --bench soak` (env `CCM_SOAK_REQUESTS`, default 20000; needs
 //! `export CCM_E2E_TOOLS=$(e2e-tools/build.sh)`). Takes about 20 minutes: after the last round
-//! it waits past the controller's cache lifetimes (event series 6 min, watch de-duplication
-//! 5 min, per-request memory 1 min) before the final measurement.
+//! it waits past the controller's cache lifetimes (event series 6 min, per-request memory
+//! 1 min) before the final measurement.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code
 
 #[path = "../tests/support/mod.rs"]
