@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use kube::runtime::{controller::Action, reflector::ObjectRef};
@@ -23,11 +23,15 @@ async fn tarpit() -> (String, tokio::task::JoinHandle<()>) {
     (url, task)
 }
 
-#[tokio::test]
-async fn a_tarpit_issuer_holds_at_most_its_slots() {
+/// A world with a second issuer, `tarpit`, whose endpoint accepts connections and never
+/// answers; the task serving it is returned so the test can stop it.
+async fn world_with_tarpit(
+    max_concurrent_per_issuer: u16,
+    pca_timeout: Duration,
+) -> (World, tokio::task::JoinHandle<()>) {
     let config = Config {
-        max_concurrent_per_issuer: 2,
-        pca_timeout: Duration::from_secs(5),
+        max_concurrent_per_issuer,
+        pca_timeout,
         ..Config::default()
     };
     let w = world(config).await;
@@ -36,13 +40,24 @@ async fn a_tarpit_issuer_holds_at_most_its_slots() {
     slow["metadata"]["name"] = json!("tarpit");
     slow["spec"]["endpoint"] = json!(tarpit_url);
     w.api.put(slow);
+    (w, tarpit_task)
+}
+
+/// An approved request named `name` for the tarpit issuer.
+fn tarpit_request(name: &str) -> Value {
+    let c = csr(false, &["slow.example"]);
+    let mut cr = request_json(&c, false, approved(), "CCMIssuer");
+    cr["metadata"]["name"] = json!(name);
+    cr["spec"]["issuerRef"]["name"] = json!("tarpit");
+    cr
+}
+
+#[tokio::test]
+async fn a_tarpit_issuer_holds_at_most_its_slots() {
+    let (w, tarpit_task) = world_with_tarpit(2, Duration::from_secs(5)).await;
     let mut stuck = Vec::new();
     for i in 0..5 {
-        let c = csr(false, &["slow.example"]);
-        let mut cr = request_json(&c, false, approved(), "CCMIssuer");
-        cr["metadata"]["name"] = json!(format!("slow-{i}"));
-        cr["spec"]["issuerRef"]["name"] = json!("tarpit");
-        let stored = w.api.put(cr);
+        let stored = w.api.put(tarpit_request(&format!("slow-{i}")));
         let cr: CertificateRequest = serde_json::from_value(stored).expect("decode");
         stuck.push(tokio::spawn(reconcile(Arc::new(cr), w.ctx.clone())));
     }
@@ -77,26 +92,13 @@ fn requeue_after(action: &Action) -> Option<Duration> {
 
 #[tokio::test]
 async fn a_request_without_a_slot_waits_to_be_woken_instead_of_polling() {
-    let config = Config {
-        max_concurrent_per_issuer: 1,
-        pca_timeout: Duration::from_secs(2),
-        ..Config::default()
-    };
-    let w = world(config).await;
+    let (w, tarpit_task) = world_with_tarpit(1, Duration::from_secs(2)).await;
     let (wake_tx, mut woken) = tokio::sync::mpsc::unbounded_channel();
     w.ctx.slots.wake_with(wake_tx);
-    let (tarpit_url, tarpit_task) = tarpit().await;
-    let mut slow = issuer_json(&w.mock, NS, true);
-    slow["metadata"]["name"] = json!("tarpit");
-    slow["spec"]["endpoint"] = json!(tarpit_url);
-    w.api.put(slow);
     let mut requests = Vec::new();
     for i in 0..2 {
-        let c = csr(false, &["slow.example"]);
-        let mut cr = request_json(&c, false, approved(), "CCMIssuer");
-        cr["metadata"]["name"] = json!(format!("slow-{i}"));
-        cr["spec"]["issuerRef"]["name"] = json!("tarpit");
-        let cr: CertificateRequest = serde_json::from_value(w.api.put(cr)).expect("decode");
+        let cr: CertificateRequest =
+            serde_json::from_value(w.api.put(tarpit_request(&format!("slow-{i}")))).expect("decode");
         requests.push(Arc::new(cr));
     }
     let holder = tokio::spawn(reconcile(requests[0].clone(), w.ctx.clone()));
@@ -123,25 +125,9 @@ async fn a_request_without_a_slot_waits_to_be_woken_instead_of_polling() {
 /// only after the slot is free, without any write before.
 #[tokio::test]
 async fn a_request_waiting_for_a_slot_does_not_check_its_csr() {
-    let config = Config {
-        max_concurrent_per_issuer: 1,
-        pca_timeout: Duration::from_secs(2),
-        ..Config::default()
-    };
-    let w = world(config).await;
-    let (tarpit_url, tarpit_task) = tarpit().await;
-    let mut slow = issuer_json(&w.mock, NS, true);
-    slow["metadata"]["name"] = json!("tarpit");
-    slow["spec"]["endpoint"] = json!(tarpit_url);
-    w.api.put(slow);
-    let c = csr(false, &["slow.example"]);
-    let mut holder = request_json(&c, false, approved(), "CCMIssuer");
-    holder["metadata"]["name"] = json!("holder");
-    holder["spec"]["issuerRef"]["name"] = json!("tarpit");
-    let holder: CertificateRequest = serde_json::from_value(w.api.put(holder)).expect("decode");
-    let mut broken = request_json(&c, false, approved(), "CCMIssuer");
-    broken["metadata"]["name"] = json!("broken");
-    broken["spec"]["issuerRef"]["name"] = json!("tarpit");
+    let (w, tarpit_task) = world_with_tarpit(1, Duration::from_secs(2)).await;
+    let holder: CertificateRequest = serde_json::from_value(w.api.put(tarpit_request("holder"))).expect("decode");
+    let mut broken = tarpit_request("broken");
     broken["spec"]["request"] = json!(b64(
         "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
     ));
