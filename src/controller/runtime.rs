@@ -166,14 +166,14 @@ async fn request_watch_config(client: &Client) -> watcher::Config {
 /// What makes a request worth reconciling: its identity, spec and the approver's decision.
 /// Our own writes (status, annotations) change none of these, so they never trigger a
 /// reconciliation: the back-off the reconciler chose holds.
-pub fn request_inputs(cr: &CertificateRequest) -> Option<u64> {
+pub fn request_inputs(cr: &CertificateRequest) -> u64 {
     let mut h = DefaultHasher::new();
     cr.metadata.uid.hash(&mut h);
     cr.metadata.generation.hash(&mut h);
     for type_ in [APPROVED, DENIED] {
         cr.condition(type_).map(|c| &c.status).hash(&mut h);
     }
-    Some(h.finish())
+    h.finish()
 }
 
 /// What of an issuer matters to the requests waiting on it: its spec and whether it is Ready.

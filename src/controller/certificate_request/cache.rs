@@ -110,9 +110,7 @@ impl InputsSeen {
     }
 
     fn note(&mut self, cr: CertificateRequest) -> Option<CertificateRequest> {
-        let Some(hash) = request_inputs(&cr) else {
-            return Some(cr);
-        };
+        let hash = request_inputs(&cr);
         let previous = self.hashes.insert(ObjectRef::from(&cr), hash);
         (previous != Some(hash)).then_some(cr)
     }

@@ -88,9 +88,9 @@ impl Target<'_> {
         )
     }
 
-    fn filter(&self, limit: u32, offset: u32) -> ListCertificates {
+    fn filter(&self, offset: u32) -> ListCertificates {
         ListCertificates {
-            limit: Some(limit),
+            limit: Some(PAGE),
             offset: Some(offset),
             name: self.request.csr.common_name.clone().filter(|cn| !cn.is_empty()),
             status: Some("ISSUED".into()),
@@ -250,11 +250,11 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
         .searched
         .as_ref()
         .map_or(window_end, |c| c.at.min(window_end));
-    let first = list(client, target, PAGE, 0).await?;
+    let first = list(client, target, 0).await?;
     let total = first.total;
     let (mut offset, mut page) = match first.certificates.last().map(created).transpose()? {
         Some(last) if last > to && total > u64::from(PAGE) => {
-            window_start(|at| list(client, target, PAGE, at), to, total).await?
+            window_start(|at| list(client, target, at), to, total).await?
         }
         _ => (0, first),
     };
@@ -276,7 +276,7 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
         if u64::from(offset) >= page.total {
             return Ok((found, true));
         }
-        page = list(client, target, PAGE, offset).await?;
+        page = list(client, target, offset).await?;
     }
     Ok((found, false))
 }
@@ -311,8 +311,9 @@ async fn window_start<F: Future<Output = Result<CertificateList, PcaError>>>(
         match boundary {
             // The page starts newer than `to` and ends at or before it, or starts right at
             // the known boundary: the window starts in this page.
+            // An empty page at `lo`: nothing is left at or before `to`.
             Some(i) if i > 0 || at == lo => return Ok((at, page)),
-            _ if page.certificates.is_empty() && at == lo => return Ok((at, page)),
+            None if page.certificates.is_empty() && at == lo => return Ok((at, page)),
             Some(_) => hi = at,
             None if page.certificates.is_empty() => hi = at,
             None => lo = at.saturating_add(u32::try_from(page.certificates.len()).unwrap_or(PAGE)),
@@ -321,8 +322,9 @@ async fn window_start<F: Future<Output = Result<CertificateList, PcaError>>>(
     }
 }
 
-async fn list(client: &PcaClient, target: &Target<'_>, limit: u32, offset: u32) -> Result<CertificateList, PcaError> {
-    let page = client.list_certificates(&target.filter(limit, offset)).await?;
+/// The page of `PAGE` entries from `offset`.
+async fn list(client: &PcaClient, target: &Target<'_>, offset: u32) -> Result<CertificateList, PcaError> {
+    let page = client.list_certificates(&target.filter(offset)).await?;
     Ok(page)
 }
 
