@@ -277,22 +277,10 @@ async fn request_of(client: &kube::Client, certificate: &str) -> Result<String> 
 /// the first (seen: `issue-not-utf8-2` created 10 ms after `-1` was Issued), which these
 /// scenarios would count as a second issue call although the issuer made one per request.
 async fn leaf_request(stack: &Stack, name: &str) -> Result<String> {
-    let key = rcgen::KeyPair::generate()?;
-    let mut params = rcgen::CertificateParams::new(vec![format!("{name}.hostile.example")])?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name}.hostile.example"));
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::DigitalSignature,
-        rcgen::KeyUsagePurpose::KeyEncipherment,
-    ];
-    let pem = params.serialize_request(&key)?.pem()?;
-    let cr = json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"request": base64::engine::general_purpose::STANDARD.encode(pem), "isCA": false,
-                 "usages": ["digital signature", "key encipherment"],
-                 "issuerRef": {"group": "ccm-issuer.ccm.com", "kind": "CCMIssuer", "name": "pca"}}});
-    stack.apply_in(NS, &serde_json::to_string(&cr)?).await?;
+    let issuer = json!({"group": "ccm-issuer.ccm.com", "kind": "CCMIssuer", "name": "pca"});
+    stack
+        .apply_in(NS, &certificate_request_json(name, &issuer, false)?)
+        .await?;
     Ok(name.to_owned())
 }
 

@@ -346,7 +346,7 @@ async fn recovery_pages_only_the_intents_window() {
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Issued"), "{message}");
     let lists = w.calls(LIST).await - lists_before;
     // The first page, then a binary search over 100-entry pages (⌈log2(1,101 / 100)⌉ = 4
-    // halvings) whose last probe is the window's first page. One-entry probes took 13 calls.
+    // halvings) whose last probe is the window's first page. One-entry probes took 12 calls.
     assert!(
         lists <= 6,
         "binary search over pages of the 1,201 entries, not 12 pages or one call per entry halving: {lists} list calls"
