@@ -266,6 +266,8 @@ pub struct Context {
     pub secret_watches: secret_watch::SecretWatches,
     /// Per-request memory.
     pub requests: RequestMemory,
+    /// Serials of the certificates our requests hold (recovery does not export them).
+    pub delivered: certificate_request::delivered::Delivered,
     /// Whether this replica may act (leader election).
     pub fence: leader::Fence,
     /// Per-issuer limits on PCA-bound reconciliations.
@@ -299,6 +301,7 @@ impl Context {
             triggers,
             secret_watches,
             requests: RequestMemory::default(),
+            delivered: Default::default(),
             fence,
             slots,
         }

@@ -249,6 +249,10 @@ async fn run_controllers(
     )
     .default_backoff()
     .try_filter_map(|event| futures::future::ready(Ok(certificate_request::cache::only_ours(event))))
+    .inspect_ok({
+        let ctx = ctx.clone();
+        move |event| ctx.delivered.observe(event)
+    })
     .modify(certificate_request::cache::slim)
     .reflect(cr_writer)
     .inspect({

@@ -3,6 +3,7 @@
 //! and verify → one conditional status write with certificate, CA and Ready.
 
 pub mod cache;
+pub mod delivered;
 pub mod outcome;
 pub mod plan;
 pub mod reasons;

@@ -447,6 +447,47 @@ async fn recovery_goes_on_where_a_restarted_leader_stopped() {
     assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
 }
 
+/// Found by the chaos suite: proving that a lost attempt issued nothing exported every
+/// look-alike in its ±15-minute window, 25 per pass, at 1–3 s a call: longer than a leader
+/// killed every 5–15 s lived, so such requests waited for hours. Most look-alikes are
+/// certificates other requests of ours already hold; those are now ruled out by their serial
+/// numbers (from the request watch), without an export.
+#[tokio::test]
+async fn recovery_does_not_export_certificates_other_requests_hold() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let (w, c, cr) = attempt_long_over(config, "0f0f0f0f-0000-4000-8000-000000000012").await;
+    // The 40 look-alikes are held by 40 Issued requests, as the request watch reports them.
+    let client = raw_client(&w.mock);
+    for (i, cert) in w.mock.mock.store.all_certs().iter().enumerate() {
+        let pem = client
+            .export_certificate(&cert.certificate_id)
+            .await
+            .expect("export")
+            .certificate;
+        let mut held = request_json(&csr(false, &["other.example"]), false, approved(), "CCMIssuer");
+        held["metadata"]["name"] = json!(format!("held-{i}"));
+        held["status"] = json!({
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Issued"}],
+            "certificate": b64(&pem),
+        });
+        let held: CertificateRequest = serde_json::from_value(held).expect("request");
+        w.ctx.delivered.observe(&kube::runtime::watcher::Event::Apply(held));
+    }
+    w.api.put(cr);
+    let exports_before = w.calls(EXPORT).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "decided in one pass: {}", w.ready().2);
+    assert_eq!(
+        w.calls(EXPORT).await - exports_before,
+        1,
+        "only the new certificate is exported, no look-alike"
+    );
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+}
+
 /// Found by the chaos suite: a pass that took longer than its leader lived (a slow PCA, 4
 /// exports at a time) recorded nothing, so leaders killed every 5–15 s repeated the same first
 /// candidates for ever. A pass whose time is up records its position after the batch at hand.
