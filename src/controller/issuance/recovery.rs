@@ -17,9 +17,12 @@
 //!    four exports at a time, ruling out ids the PCA refuses to export; how far the sweep got
 //!    is kept in the intent annotation, so a restarted or new leader goes on from there;
 //! 4. gets a list entry without `create_time`, or a page without `total`, from the client as an
-//!    incomplete answer to retry — never as "nothing was issued".
+//!    incomplete answer to retry — never as "nothing was issued";
+//! 5. reads each page from the last entry of the one before, so a certificate leaving the list
+//!    between two reads (revoked, deleted), which moves older entries to offsets already read,
+//!    is noticed and the pass read again — never taken for "nothing was issued".
 //!
-//! One pass costs at most `2 + ⌈log2(total / 100)⌉ + MAX_WINDOW_PAGES` list calls,
+//! One pass costs at most `3 + ⌈log2(total / 100)⌉ + MAX_WINDOW_PAGES` list calls,
 //! `MAX_EXPORTS_PER_PASS` exports and one annotation write; a window with more candidates is
 //! continued in the next pass, from the recorded position.
 
@@ -135,7 +138,7 @@ pub async fn search(
     target: &Target<'_>,
     checked: &mut HashSet<String>,
 ) -> Result<Search, PcaError> {
-    let (mut candidates, complete) = candidates(client, target).await?;
+    let (mut candidates, read) = candidates(client, target).await?;
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     if let Some(c) = &target.intent.searched {
         candidates.retain(|(at, id)| !c.passed(*at, id));
@@ -207,16 +210,19 @@ pub async fn search(
             });
         }
     }
-    Ok(if complete {
-        Search::NotIssued
-    } else {
-        Search::Undecided {
+    Ok(match read {
+        Read::Complete => Search::NotIssued,
+        Read::TooLarge => Search::Undecided {
             why: format!(
                 "the time window holds more than {} certificates",
                 MAX_WINDOW_PAGES * PAGE
             ),
             progress,
-        }
+        },
+        Read::Shifted => Search::Undecided {
+            why: "the PCA's list lost entries while it was read (a certificate revoked or deleted meanwhile); reading it again".into(),
+            progress,
+        },
     })
 }
 
@@ -250,8 +256,20 @@ async fn rule_out(
     Ok(None)
 }
 
-/// The window's candidates (each once), and whether the window was read to its end.
-async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, bool), PcaError> {
+/// How far a read of the window got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// To the window's start or the list's end: every entry in the window was seen.
+    Complete,
+    /// [`MAX_WINDOW_PAGES`] pages were read before the window's start.
+    TooLarge,
+    /// Entries left the list between two page reads (revoked, expired or deleted), so older
+    /// ones moved to offsets already read: some may not have been seen.
+    Shifted,
+}
+
+/// The window's candidates (each once), and how far the read got.
+async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, Read), PcaError> {
     let (from, window_end) = target.window();
     // Earlier passes ruled out everything newer than their position: start listing there.
     let to = target
@@ -259,35 +277,82 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
         .searched
         .as_ref()
         .map_or(window_end, |c| c.at.min(window_end));
-    let first = list(client, target, 0).await?;
+    read_window(
+        |offset| list(client, target, offset),
+        from,
+        to,
+        |cert, at| target.may_be_ours(cert, at),
+    )
+    .await
+}
+
+/// Reads the entries created in `[from, to]` (newest first) and keeps those `keep` accepts.
+///
+/// New certificates only push entries to larger offsets, which re-reads some (kept once);
+/// entries leaving the list (revoked, expired, deleted) pull older ones to offsets already
+/// read, which would hide them. So each page is read from the last entry of the one before:
+/// finding it again proves nothing between them moved out of sight, and not finding it ends
+/// the read as [`Read::Shifted`], never as "nothing issued". The first page read in the
+/// window must start newer than `to` (or at the list's start) for the same reason.
+async fn read_window<F: Future<Output = Result<CertificateList, PcaError>>>(
+    mut page_at: impl FnMut(u32) -> F,
+    from: i64,
+    to: i64,
+    keep: impl Fn(&PrivateCertificate, i64) -> bool,
+) -> Result<(Vec<(i64, String)>, Read), PcaError> {
+    let first = page_at(0).await?;
     let total = first.total;
     let (mut offset, mut page) = match first.certificates.last().map(created).transpose()? {
-        Some(last) if last > to && total > u64::from(PAGE) => {
-            window_start(|at| list(client, target, at), to, total).await?
-        }
+        Some(last) if last > to && total > u64::from(PAGE) => window_start(&mut page_at, to, total).await?,
         _ => (0, first),
     };
-    let mut found = Vec::new();
-    for _ in 0..MAX_WINDOW_PAGES {
-        if page.certificates.is_empty() {
-            return Ok((found, true));
+    let starts_at_or_before_to = |page: &CertificateList| -> Result<bool, PcaError> {
+        Ok(page
+            .certificates
+            .first()
+            .map(created)
+            .transpose()?
+            .is_none_or(|t| t <= to))
+    };
+    if offset > 0 && starts_at_or_before_to(&page)? {
+        // The boundary fell on the page's start: read it from the entry before.
+        offset -= 1;
+        page = page_at(offset).await?;
+        if starts_at_or_before_to(&page)? {
+            return Ok((Vec::new(), Read::Shifted));
         }
+    }
+    let mut found: Vec<(i64, String)> = Vec::new();
+    for _ in 0..MAX_WINDOW_PAGES {
         for cert in &page.certificates {
             let at = created(cert)?;
             if at < from {
-                return Ok((found, true));
+                return Ok((found, Read::Complete));
             }
-            if target.may_be_ours(cert, at) && !found.iter().any(|(_, id)| id == &cert.certificate_id) {
+            if keep(cert, at) && !found.iter().any(|(_, id)| id == &cert.certificate_id) {
                 found.push((at, cert.certificate_id.clone()));
             }
         }
-        offset = offset.saturating_add(u32::try_from(page.certificates.len()).unwrap_or(PAGE));
-        if u64::from(offset) >= page.total {
-            return Ok((found, true));
+        let Some(last) = page.certificates.last().map(|c| c.certificate_id.clone()) else {
+            return Ok((found, Read::Complete));
+        };
+        let end = offset.saturating_add(u32::try_from(page.certificates.len()).unwrap_or(PAGE));
+        if u64::from(end) >= page.total {
+            return Ok((found, Read::Complete));
         }
-        page = list(client, target, offset).await?;
+        // The next page overlaps this one by its last entry.
+        let next_at = end - 1;
+        let next = page_at(next_at).await?;
+        let Some(j) = next.certificates.iter().position(|c| c.certificate_id == last) else {
+            return Ok((found, Read::Shifted));
+        };
+        offset = next_at.saturating_add(u32::try_from(j).unwrap_or(PAGE));
+        page = CertificateList {
+            total: next.total,
+            certificates: next.certificates.into_iter().skip(j).collect(),
+        };
     }
-    Ok((found, false))
+    Ok((found, Read::TooLarge))
 }
 
 /// A page holding the smallest offset whose entry was created at or before `to` (entries are
@@ -299,7 +364,7 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
 /// nothing in the window is skipped.
 /// `page_at(offset)` lists the `PAGE` entries from `offset`.
 async fn window_start<F: Future<Output = Result<CertificateList, PcaError>>>(
-    mut page_at: impl FnMut(u32) -> F,
+    page_at: &mut impl FnMut(u32) -> F,
     to: i64,
     total: u64,
 ) -> Result<(u32, CertificateList), PcaError> {
@@ -374,7 +439,7 @@ mod tests {
             let total = entries.len() as u64;
             let calls = std::cell::Cell::new(0u32);
             let (offset, page) = futures::executor::block_on(window_start(
-                |at| {
+                &mut |at| {
                     calls.set(calls.get() + 1);
                     let from = (at as usize).min(entries.len());
                     let to = (from + PAGE as usize).min(entries.len());
@@ -394,6 +459,66 @@ mod tests {
             let bound = (total as f64 / f64::from(PAGE)).log2().ceil() as u32 + 2;
             let calls = calls.get();
             prop_assert!(calls <= bound, "{calls} list calls for {total} entries (bound {bound})");
+        }
+
+        /// While the window is read, certificates are created (at the top of the list) and
+        /// some leave it (revoked, deleted): the read either sees every entry of the window
+        /// that stayed in the list, or ends `Shifted` — never `Complete` with one missed. With
+        /// nothing leaving, it is never `Shifted`.
+        #[test]
+        fn a_window_read_never_misses_an_entry_unnoticed(
+            times in proptest::collection::vec(0i64..5_000, 0..600),
+            (from, span) in (-10i64..5_010, 0i64..3_000),
+            created_between in proptest::collection::vec(0usize..40, 12),
+            removed_between in proptest::collection::vec(proptest::option::weighted(0.3, 0usize..600), 12),
+        ) {
+            let mut times = times;
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            let to = from + span;
+            let list = std::cell::RefCell::new(
+                times.iter().enumerate().map(|(i, t)| entry(i, *t)).collect::<Vec<_>>(),
+            );
+            let original: Vec<PrivateCertificate> = list.borrow().clone();
+            let removed = std::cell::RefCell::new(std::collections::HashSet::new());
+            let reads = std::cell::Cell::new(0usize);
+            let mut next_id = 100_000;
+            let (found, read) = futures::executor::block_on(read_window(
+                &mut |at: u32| {
+                    let n = reads.get();
+                    reads.set(n + 1);
+                    let mut entries = list.borrow_mut();
+                    if n > 0 {
+                        // Between reads: newer certificates, and perhaps one leaving.
+                        for _ in 0..created_between[n % 12] {
+                            next_id += 1;
+                            entries.insert(0, entry(next_id, 6_000));
+                        }
+                        if let Some(i) = removed_between[n % 12].filter(|i| *i < entries.len()) {
+                            removed.borrow_mut().insert(entries.remove(i).certificate_id);
+                        }
+                    }
+                    let from = (at as usize).min(entries.len());
+                    let end = (from + PAGE as usize).min(entries.len());
+                    std::future::ready(Ok(CertificateList { total: entries.len() as u64, certificates: entries[from..end].to_vec() }))
+                },
+                from,
+                to,
+                |_, at| (from..=to).contains(&at),
+            ))
+            .expect("read");
+            let found: std::collections::HashSet<String> = found.into_iter().map(|(_, id)| id).collect();
+            let removed = removed.into_inner();
+            if read == Read::Complete {
+                for cert in original.iter().filter(|c| (from..=to).contains(&c.create_time)) {
+                    prop_assert!(
+                        found.contains(&cert.certificate_id) || removed.contains(&cert.certificate_id),
+                        "missed {} (created {}) in a complete read", cert.certificate_id, cert.create_time
+                    );
+                }
+            }
+            if removed.is_empty() {
+                prop_assert!(read != Read::Shifted, "shifted with nothing removed");
+            }
         }
     }
 }
