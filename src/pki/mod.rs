@@ -12,8 +12,8 @@
 
 pub mod chain;
 pub mod csr;
+pub mod identity;
 pub mod pem;
-pub mod serial;
 pub mod signature;
 pub mod usage;
 pub mod verify;
@@ -23,8 +23,8 @@ mod fixtures;
 
 pub use chain::{Chain, normalize_chain, normalize_export};
 pub use csr::{CsrInfo, KeyAlgorithm, SubjectAltNames, parse_csr};
+pub use identity::CertificateIdentity;
 pub use pem::{CERTIFICATE as CERT_PEM_TAG, first_block};
-pub use serial::Serial;
 pub use signature::SM2_WITH_SM3;
 pub use usage::{Eku, Ku, Usage, Usages, parse_usage};
 pub use verify::{Expectation, IssuedFacts, check_certificate, verify_issued};

@@ -1,5 +1,5 @@
-//! Serial numbers of the certificates our requests already hold, so recovery does not export
-//! them to rule them out.
+//! The certificates our requests already hold, so recovery does not export them to rule them
+//! out.
 //!
 //! Recovery must rule out every certificate of the CA in its window that could be the lost
 //! one; from the list alone it can only narrow by CA, key algorithm, common name and time, so
@@ -7,8 +7,9 @@
 //! were issued and hold: one delivered to request X was checked against X's public key when it
 //! was delivered, so it is X's, never another request's. (Two requests with the same key are
 //! the one case where it could also match: then it is still X's certificate, and the other
-//! request must find or get its own.) Their serials come from the request watch, before the
-//! cache trims finished requests, at no PCA cost.
+//! request must find or get its own.) They are known by issuer, serial and start of validity
+//! ([`CertificateIdentity`]), read from the request watch before the cache trims finished
+//! requests, at no PCA cost.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,11 +21,11 @@ use kube::{ResourceExt, runtime::watcher::Event};
 
 use crate::{
     cert_manager::{CertificateRequest, reason},
-    pki::Serial,
+    pki::CertificateIdentity,
 };
 
-/// The serial of each request of ours that holds a certificate, keyed by a hash of the
-/// request's namespace and name. A collision only drops a serial (recovery then exports that
+/// The certificate of each request of ours that holds one, keyed by a hash of the request's
+/// namespace and name. A collision only drops an entry (recovery then exports that
 /// certificate, as it would without this table): it can never rule out a certificate wrongly.
 #[derive(Debug, Default)]
 pub struct Delivered {
@@ -33,7 +34,7 @@ pub struct Delivered {
 
 #[derive(Debug, Default)]
 struct State {
-    serials: HashMap<u64, Serial>,
+    held: HashMap<u64, CertificateIdentity>,
     /// Requests seen since a relist began, to forget the rest when it is done.
     relisted: Option<HashSet<u64>>,
 }
@@ -57,37 +58,37 @@ impl Delivered {
                 state.note(cr);
             }
             Event::Delete(cr) => {
-                state.serials.remove(&key(cr));
+                state.held.remove(&key(cr));
                 state.shrink();
             }
             Event::Init => state.relisted = Some(HashSet::new()),
             Event::InitDone => {
                 if let Some(seen) = state.relisted.take() {
-                    state.serials.retain(|k, _| seen.contains(k));
+                    state.held.retain(|k, _| seen.contains(k));
                     state.shrink();
                 }
             }
         }
     }
 
-    /// The serials delivered, for one recovery pass.
-    pub fn serials(&self) -> HashSet<Serial> {
-        self.lock().serials.values().copied().collect()
+    /// The certificates delivered, for one recovery pass.
+    pub fn identities(&self) -> HashSet<CertificateIdentity> {
+        self.lock().held.values().copied().collect()
     }
 }
 
 impl State {
     fn note(&mut self, cr: &CertificateRequest) {
-        match delivered_serial(cr) {
-            Some(serial) => self.serials.insert(key(cr), serial),
-            None => self.serials.remove(&key(cr)),
+        match delivered(cr) {
+            Some(identity) => self.held.insert(key(cr), identity),
+            None => self.held.remove(&key(cr)),
         };
     }
 
     /// Gives back the table's memory once it is mostly empty.
     fn shrink(&mut self) {
-        if self.serials.capacity() > 64 && self.serials.len() * 4 < self.serials.capacity() {
-            self.serials.shrink_to(self.serials.len() * 2);
+        if self.held.capacity() > 64 && self.held.len() * 4 < self.held.capacity() {
+            self.held.shrink_to(self.held.len() * 2);
         }
     }
 }
@@ -98,88 +99,89 @@ fn key(cr: &CertificateRequest) -> u64 {
     h.finish()
 }
 
-/// The serial of the certificate an `Issued` request holds.
-fn delivered_serial(cr: &CertificateRequest) -> Option<Serial> {
+/// The identity of the certificate an `Issued` request holds.
+fn delivered(cr: &CertificateRequest) -> Option<CertificateIdentity> {
     if cr.ready_reason() != Some(reason::ISSUED) {
         return None;
     }
     let pem = cr.status.as_ref()?.certificate.as_ref()?;
-    Serial::of_certificate_pem(&pem.0)
+    CertificateIdentity::of_certificate_pem(&pem.0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A request of ours named `name`: `Issued` with a certificate of serial `serial`, or pending.
-    fn request(name: &str, serial: Option<&[u8]>) -> CertificateRequest {
+    /// A request of ours named `name`: `Issued` with a certificate of serial `serial` (and its
+    /// identity), or pending.
+    fn request(name: &str, serial: Option<&[u8]>) -> (CertificateRequest, Option<CertificateIdentity>) {
         let mut cr: CertificateRequest = serde_json::from_value(serde_json::json!({
             "apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
             "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}")},
             "spec": {"request": "", "issuerRef": {"name": "pca", "kind": "CCMIssuer", "group": "ccm-issuer.ccm.com"}},
         }))
         .expect("request");
-        if let Some(serial) = serial {
-            let key = rcgen::KeyPair::generate().expect("key");
-            let mut params = rcgen::CertificateParams::new(vec![format!("{name}.example")]).expect("params");
-            params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
-            let pem = params.self_signed(&key).expect("certificate").pem();
-            cr.status = serde_json::from_value(serde_json::json!({
-                "conditions": [{"type": "Ready", "status": "True", "reason": "Issued"}],
-                "certificate": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem),
-            }))
-            .expect("status");
-        }
-        cr
-    }
-
-    fn serials(d: &Delivered) -> HashSet<Serial> {
-        d.serials()
-    }
-
-    fn serial(bytes: &[u8]) -> Serial {
-        Serial::from_bytes(bytes).expect("serial")
+        let Some(serial) = serial else {
+            return (cr, None);
+        };
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec![format!("{name}.example")]).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "Mesh CA");
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+        let pem = params.self_signed(&key).expect("certificate").pem();
+        cr.status = serde_json::from_value(serde_json::json!({
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Issued"}],
+            "certificate": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pem),
+        }))
+        .expect("status");
+        (cr, CertificateIdentity::of_certificate_pem(pem.as_bytes()))
     }
 
     #[test]
     fn issued_requests_are_recorded_and_forgotten_when_deleted() {
         let d = Delivered::default();
-        d.observe(&Event::Apply(request("a", None)));
-        assert!(serials(&d).is_empty(), "a pending request holds nothing");
-        d.observe(&Event::Apply(request("a", Some(&[0x11, 0x22]))));
-        d.observe(&Event::Apply(request("b", Some(&[0x33]))));
-        assert_eq!(serials(&d), HashSet::from([serial(&[0x11, 0x22]), serial(&[0x33])]));
-        d.observe(&Event::Delete(request("a", Some(&[0x11, 0x22]))));
-        assert_eq!(serials(&d), HashSet::from([serial(&[0x33])]));
+        let (pending, none) = request("a", None);
+        assert!(none.is_none());
+        d.observe(&Event::Apply(pending));
+        assert!(d.identities().is_empty(), "a pending request holds nothing");
+        let (a, a_id) = request("a", Some(&[0x11, 0x22]));
+        let (b, b_id) = request("b", Some(&[0x33]));
+        d.observe(&Event::Apply(a.clone()));
+        d.observe(&Event::Apply(b));
+        assert_eq!(d.identities(), [a_id, b_id].into_iter().flatten().collect());
+        d.observe(&Event::Delete(a));
+        assert_eq!(d.identities(), [b_id].into_iter().flatten().collect());
     }
 
     #[test]
     fn a_relist_forgets_requests_deleted_while_the_watch_was_down() {
         let d = Delivered::default();
-        d.observe(&Event::Apply(request("a", Some(&[0x01]))));
-        d.observe(&Event::Apply(request("b", Some(&[0x02]))));
+        let (a, _) = request("a", Some(&[0x01]));
+        let (b, b_id) = request("b", Some(&[0x02]));
+        d.observe(&Event::Apply(a));
+        d.observe(&Event::Apply(b.clone()));
         d.observe(&Event::Init);
-        d.observe(&Event::InitApply(request("b", Some(&[0x02]))));
+        d.observe(&Event::InitApply(b));
         d.observe(&Event::InitDone);
-        assert_eq!(serials(&d), HashSet::from([serial(&[0x02])]));
+        assert_eq!(d.identities(), [b_id].into_iter().flatten().collect());
     }
 
     #[test]
     fn the_table_shrinks_after_a_burst() {
         let d = Delivered::default();
         for i in 0..200u32 {
-            d.observe(&Event::Apply(request(&format!("r{i}"), Some(&i.to_be_bytes()))));
+            d.observe(&Event::Apply(request(&format!("r{i}"), Some(&i.to_be_bytes())).0));
         }
-        let full = d.lock().serials.capacity();
+        let full = d.lock().held.capacity();
         for i in 0..195u32 {
-            d.observe(&Event::Delete(request(&format!("r{i}"), None)));
+            d.observe(&Event::Delete(request(&format!("r{i}"), None).0));
         }
         let state = d.lock();
-        assert_eq!(state.serials.len(), 5);
+        assert_eq!(state.held.len(), 5);
         assert!(
-            state.serials.capacity() * 3 < full,
+            state.held.capacity() * 3 < full,
             "capacity {} after the burst, {full} during it",
-            state.serials.capacity()
+            state.held.capacity()
         );
     }
 }

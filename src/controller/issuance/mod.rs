@@ -158,7 +158,7 @@ async fn resolve_earlier_attempt(
         request,
         intent: intent.clone(),
         pass_time: ctx.config.recovery_pass_time,
-        delivered: ctx.delivered.serials(),
+        delivered: ctx.delivered.identities(),
     };
     let mut checked = ctx.requests.checked_candidates(&uid);
     let result = recovery::search(client, &target, &mut checked).await;

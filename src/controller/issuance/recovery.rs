@@ -9,8 +9,9 @@
 //!    `create_time` may be that far from our clock), finding the window's first page by binary
 //!    search over the offset (page-sized probes) instead of paging through everything newer;
 //! 2. narrows entries by issuing CA, key algorithm, common name and status from the list
-//!    itself, and drops the certificates other requests of ours already hold (their serial
-//!    numbers, from the request watch: `certificate_request::delivered`), before any export;
+//!    itself, and drops the certificates other requests of ours already hold (by issuer, serial
+//!    and start of validity, from the request watch: `certificate_request::delivered`), before
+//!    any export;
 //! 3. exports the few candidates nearest to the attempt first — on the PCA's clock as its
 //!    `Date` headers tell it, so the certificate of a lost answer is normally the first one
 //!    exported (the hint only orders, it never narrows) — then sweeps the rest newest first,
@@ -33,7 +34,7 @@ use crate::{
         PcaClient, PcaError,
         types::{CertificateList, ListCertificates, PrivateCertificate},
     },
-    pki::Serial,
+    pki::CertificateIdentity,
     signing::{SignRequest, exported_matches},
 };
 
@@ -83,8 +84,8 @@ pub struct Target<'a> {
     pub intent: Intent,
     /// How long the sweep may go on before the pass ends with its position ([`PASS_TIME`]).
     pub pass_time: std::time::Duration,
-    /// Serials of certificates other requests already hold: not this request's.
-    pub delivered: HashSet<Serial>,
+    /// Certificates other requests already hold: not this request's.
+    pub delivered: HashSet<CertificateIdentity>,
 }
 
 impl Target<'_> {
@@ -121,11 +122,7 @@ impl Target<'_> {
                 .as_ref()
                 .and_then(|dn| dn.common_name.as_deref())
                 .is_none_or(|c| c == cn)
-            && !cert
-                .serial_number
-                .as_deref()
-                .and_then(Serial::from_hex)
-                .is_some_and(|s| self.delivered.contains(&s))
+            && !CertificateIdentity::of_listed(cert).is_some_and(|c| self.delivered.contains(&c))
     }
 }
 
