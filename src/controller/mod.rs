@@ -173,7 +173,7 @@ impl IssuerTriggers {
 
 /// Per-request memory of this process, keyed by request UID. Everything in it can be rebuilt
 /// from the request and the PCA after a restart; it is dropped when the request is finished or
-/// deleted (see [`Context::forget_deleted_requests`]).
+/// deleted (see [`Context::forget_requests_not_in`]).
 #[derive(Debug, Default)]
 pub struct RequestMemory {
     requests: Mutex<HashMap<String, Remembered>>,
@@ -307,9 +307,10 @@ impl Context {
         }
     }
 
-    /// Forgets per-request memory of requests that no longer exist. Deleted objects are never
-    /// reconciled again, so this runs periodically with the UIDs of the cache.
-    pub fn forget_deleted_requests(&self, live: &HashSet<String>) {
+    /// Forgets per-request memory of requests not in `live`. Deleted and finished requests are
+    /// never reconciled again, so this runs periodically with the UIDs of the cache's
+    /// unfinished requests.
+    pub fn forget_requests_not_in(&self, live: &HashSet<String>) {
         self.requests.retain(live);
     }
 

@@ -330,8 +330,14 @@ async fn run_controllers(
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {
                         ctx.forget_deleted_issuers();
                         let cached = requests.state();
-                        let live: HashSet<String> = cached.iter().filter_map(|cr| cr.metadata.uid.clone()).collect();
-                        ctx.forget_deleted_requests(&live);
+                        // Finished requests are not reconciled again: what this process
+                        // remembers of them goes too.
+                        let live: HashSet<String> = cached
+                            .iter()
+                            .filter(|cr| !cr.is_final())
+                            .filter_map(|cr| cr.metadata.uid.clone())
+                            .collect();
+                        ctx.forget_requests_not_in(&live);
                         if ctx.slots.waiting() > 0 {
                             ctx.slots.retain_waiting(&cached.iter().map(|cr| ObjectRef::from(&**cr)).collect());
                         }
