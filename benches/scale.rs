@@ -1,7 +1,8 @@
 //! Scale on the real control plane: N CertificateRequests in the cluster (default 10,000),
 //! half of them ccm-issuer's and half of cert-manager's own CA issuer, all issued; then the
 //! controller's RSS, and its start-to-ready time (process start to `/readyz`, i.e. every
-//! cache listed) and RSS after a restart.
+//! cache listed) and RSS after a restart, with the controller's CPU seconds and the API
+//! server's own time in the listing up to ready.
 //!
 //! Run: `cargo bench --bench scale` (needs `export CCM_E2E_TOOLS=$(e2e-tools/build.sh)`).
 //! Environment: `CCM_BENCH_REQUESTS` (default 10000), `CCM_BENCH_RESTARTS` (default 3).
@@ -31,6 +32,31 @@ async fn settled_rss(pid: u32, settle: Duration) -> Result<u64> {
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+/// The API server's own time serving `LIST certificaterequests` so far (seconds) and the
+/// number of such calls: where a restart's listing spends its time, server or client.
+async fn list_seconds(stack: &Stack) -> Result<(f64, u64)> {
+    let text = stack
+        .client()
+        .await?
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let (mut seconds, mut calls) = (0.0, 0);
+    for line in text.lines() {
+        let wanted = line.contains("resource=\"certificaterequests\"") && line.contains("verb=\"LIST\"");
+        let value = || {
+            line.rsplit_once(' ')
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        if wanted && line.starts_with("apiserver_request_duration_seconds_sum{") {
+            seconds += value();
+        } else if wanted && line.starts_with("apiserver_request_duration_seconds_count{") {
+            calls += value() as u64;
+        }
+    }
+    Ok((seconds, calls))
 }
 
 /// Creates `n` CertificateRequests for `issuer_ref` in `ns`, 16 at a time.
@@ -116,18 +142,25 @@ fn main() -> Result<()> {
             mib(hwm)
         );
 
-        println!("\n| restart | start to ready | RSS after 10 s | peak RSS (VmHWM) |\n|---|---|---|---|");
+        println!(
+            "\n| restart | start to ready | controller CPU to ready | API server time in LIST certificaterequests (calls) | RSS after 10 s | peak RSS (VmHWM) |\n|---|---|---|---|---|---|"
+        );
         for i in 1..=restarts {
             stack.stop_controller(Signal::Term).await?;
+            let lists_before = list_seconds(&stack).await?;
             let started = Instant::now();
             stack.start_controller().await?;
             let ready = started.elapsed();
             let pid = stack.controller_pid().expect("controller running");
+            let (cpu, _) = process_usage(pid)?;
+            let lists = list_seconds(&stack).await?;
             let rss = settled_rss(pid, Duration::from_secs(10)).await?;
             let (_, hwm) = process_usage(pid)?;
             println!(
-                "| {i} | {:.2} s | {:.1} MiB | {:.1} MiB |",
+                "| {i} | {:.2} s | {cpu:.2} s | {:.2} s ({}) | {:.1} MiB | {:.1} MiB |",
                 ready.as_secs_f64(),
+                lists.0 - lists_before.0,
+                lists.1 - lists_before.1,
                 mib(rss),
                 mib(hwm)
             );
