@@ -19,6 +19,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   for t in "${missing[@]}"; do command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }; done
 fi
+# Debian's python3 creates virtual environments only with python3-venv (ensurepip).
+if ! python3 -c 'import ensurepip' 2>/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  python3 -c 'import ensurepip' 2>/dev/null || { echo "missing: python3-venv (ensurepip)" >&2; exit 1; }
+fi
 echo "cargo $(cargo --version | cut -d' ' -f2), $(go version | cut -d' ' -f3), $(python3 --version)"
 phase_done
 
