@@ -266,7 +266,7 @@ pub struct Context {
     pub secret_watches: secret_watch::SecretWatches,
     /// Per-request memory.
     pub requests: RequestMemory,
-    /// Serials of the certificates our requests hold (recovery does not export them).
+    /// The certificates our requests hold (recovery rules them out without an export).
     pub delivered: certificate_request::delivered::Delivered,
     /// Whether this replica may act (leader election).
     pub fence: leader::Fence,

@@ -395,8 +395,7 @@ async fn window_start<F: Future<Output = Result<CertificateList, PcaError>>>(
 
 /// The page of `PAGE` entries from `offset`.
 async fn list(client: &PcaClient, target: &Target<'_>, offset: u32) -> Result<CertificateList, PcaError> {
-    let page = client.list_certificates(&target.filter(offset)).await?;
-    Ok(page)
+    client.list_certificates(&target.filter(offset)).await
 }
 
 /// The client refuses list answers without `create_time` (or `total`) as incomplete and
