@@ -157,11 +157,15 @@ pub async fn verify_exported(
     Ok(Verified { chain, facts })
 }
 
-/// Whether the certificate exported for `id` was issued for this request (recovery of an
-/// attempt whose answer was lost). Only the exported certificate itself is checked.
-pub async fn exported_matches(client: &PcaClient, id: &str, request: &SignRequest<'_>) -> Result<bool, PcaError> {
-    let exported = export(client, id, request.kind).await?;
-    let der = first_block(exported.certificate.as_bytes(), CERT_PEM_TAG).ok();
+/// The certificate exported for `id`, as DER (recovery of an attempt whose answer was lost):
+/// `None` when the answer holds no readable certificate. Only the certificate itself is used.
+pub async fn exported_certificate(client: &PcaClient, id: &str, kind: Kind) -> Result<Option<Vec<u8>>, PcaError> {
+    let exported = export(client, id, kind).await?;
+    Ok(first_block(exported.certificate.as_bytes(), CERT_PEM_TAG).ok())
+}
+
+/// Whether the certificate `der` was issued for this request.
+pub fn issued_for(der: &[u8], request: &SignRequest<'_>) -> bool {
     let now = jiff::Timestamp::now().as_second();
-    Ok(der.is_some_and(|der| check_certificate(&der, &request.expectation(now)).is_ok()))
+    check_certificate(der, &request.expectation(now)).is_ok()
 }

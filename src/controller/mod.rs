@@ -272,6 +272,9 @@ pub struct Context {
     pub fence: leader::Fence,
     /// Per-issuer limits on PCA-bound reconciliations.
     pub slots: slots::IssuerSlots,
+    /// The request cache, once its watch has started: recovery hands the certificates it
+    /// finds for other requests to them through it (`issuance::handover`).
+    pub request_store: std::sync::OnceLock<Store<crate::cert_manager::CertificateRequest>>,
 }
 
 impl Context {
@@ -304,6 +307,7 @@ impl Context {
             delivered: Default::default(),
             fence,
             slots,
+            request_store: std::sync::OnceLock::new(),
         }
     }
 

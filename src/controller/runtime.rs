@@ -240,6 +240,7 @@ async fn run_controllers(
     // ours trimmed before caching (managedFields always; finished ones down to what deciding
     // "nothing to do" needs).
     let (cr_reader, cr_writer) = reflector::store::<CertificateRequest>();
+    let _ = ctx.request_store.set(cr_reader.clone());
     // Requests woken when a slot of their issuer is released.
     let (slot_tx, slot_rx) = mpsc::unbounded_channel::<ObjectRef<CertificateRequest>>();
     ctx.slots.wake_with(slot_tx);

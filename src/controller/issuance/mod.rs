@@ -19,6 +19,7 @@
 //! harm than failing the request (cert-manager would back off for an hour and then issue
 //! another CA certificate anyway).
 
+pub mod handover;
 pub mod intent;
 pub mod recovery;
 
@@ -161,8 +162,10 @@ async fn resolve_earlier_attempt(
         delivered: ctx.delivered.identities(),
     };
     let mut checked = ctx.requests.checked_candidates(&uid);
-    let result = recovery::search(client, &target, &mut checked).await;
+    let mut strangers = Vec::new();
+    let result = recovery::search(client, &target, &mut checked, &mut strangers).await;
     ctx.requests.set_checked_candidates(&uid, checked);
+    handover::hand_over(ctx, tracked.object(), strangers).await;
     match result.map_err(IssuanceError::Recovery)? {
         Search::Found(id) => {
             info!(request = %tracked.name(), certificate_id = %id, "found the certificate of an earlier attempt; not issuing again");

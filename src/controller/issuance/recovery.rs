@@ -36,7 +36,7 @@ use crate::{
         types::{CertificateList, ListCertificates, PrivateCertificate},
     },
     pki::CertificateIdentity,
-    signing::{SignRequest, exported_matches},
+    signing::{SignRequest, exported_certificate, issued_for},
 };
 
 use futures::StreamExt;
@@ -97,12 +97,29 @@ pub struct Target<'a> {
     pub delivered: HashSet<CertificateIdentity>,
 }
 
+/// The creation times, on the PCA's clock, a certificate of the attempt `intent` can have.
+pub fn window(intent: &Intent) -> (i64, i64) {
+    (
+        intent.start_ms.saturating_sub(CLOCK_SKEW_MS),
+        intent.in_flight_until().saturating_add(CLOCK_SKEW_MS),
+    )
+}
+
+/// A certificate a pass exported that is not the request's: perhaps that of another request
+/// whose answer was lost too (see `issuance::handover`).
+#[derive(Debug, Clone)]
+pub struct Stranger {
+    /// Its id.
+    pub id: String,
+    /// Its creation, epoch ms (from the list).
+    pub created_ms: i64,
+    /// The exported certificate.
+    pub der: Vec<u8>,
+}
+
 impl Target<'_> {
     fn window(&self) -> (i64, i64) {
-        (
-            self.intent.start_ms.saturating_sub(CLOCK_SKEW_MS),
-            self.intent.in_flight_until().saturating_add(CLOCK_SKEW_MS),
-        )
+        window(&self.intent)
     }
 
     fn filter(&self, offset: u32) -> ListCertificates {
@@ -138,11 +155,13 @@ impl Target<'_> {
 /// One search pass: on the first pass the candidates nearest the attempt first (a lost
 /// answer's certificate is normally among them), then an ordered sweep (newest first) from
 /// where earlier passes got.
-/// `checked` holds ids this process already ruled out.
+/// `checked` holds ids this process already ruled out; the certificates exported and ruled
+/// out join `strangers`.
 pub async fn search(
     client: &PcaClient,
     target: &Target<'_>,
     checked: &mut HashSet<String>,
+    strangers: &mut Vec<Stranger>,
 ) -> Result<Search, PcaError> {
     let (mut candidates, read) = candidates(client, target).await?;
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
@@ -165,14 +184,14 @@ pub async fn search(
     } else {
         NEAREST_FIRST
     });
-    let nearest_ids: Vec<String> = nearest.iter().map(|(_, id)| id.clone()).collect();
-    if let Some(found) = rule_out(client, target, &nearest_ids, checked).await? {
+    let nearest: Vec<(i64, String)> = nearest.into_iter().cloned().collect();
+    if let Some(found) = rule_out(client, target, &nearest, checked, strangers).await? {
         return Ok(Search::Found(found));
     }
     // The sweep: ruled-out candidates advance the position without an export.
     let started = std::time::Instant::now();
     let mut progress = None;
-    let mut budget = MAX_EXPORTS_PER_PASS.saturating_sub(nearest_ids.len());
+    let mut budget = MAX_EXPORTS_PER_PASS.saturating_sub(nearest.len());
     let mut rest = candidates.iter().peekable();
     while rest.peek().is_some() {
         if started.elapsed() >= target.pass_time && progress.is_some() {
@@ -189,7 +208,7 @@ pub async fn search(
                     break;
                 }
                 budget -= 1;
-                batch.push(id.clone());
+                batch.push((*at, id.clone()));
             }
             progress = Some(Cursor {
                 at: *at,
@@ -197,7 +216,7 @@ pub async fn search(
             });
             rest.next();
         }
-        match rule_out(client, target, &batch, checked).await {
+        match rule_out(client, target, &batch, checked, strangers).await {
             Ok(Some(found)) => return Ok(Search::Found(found)),
             Ok(None) => {}
             // Keep what earlier batches ruled out; this batch is checked again next pass.
@@ -229,28 +248,34 @@ pub async fn search(
     })
 }
 
-/// Exports `ids` (a few at a time) and returns the one issued for the request, if any; the
-/// others join `checked`. A candidate the PCA refuses to export (revoked meanwhile, …) cannot
-/// be delivered anyway and is ruled out.
+/// Exports the candidates (a few at a time) and returns the one issued for the request, if
+/// any; the others join `checked`, and those exported join `strangers`. A candidate the PCA
+/// refuses to export (revoked meanwhile, …) cannot be delivered anyway and is ruled out.
 async fn rule_out(
     client: &PcaClient,
     target: &Target<'_>,
-    ids: &[String],
+    candidates: &[(i64, String)],
     checked: &mut HashSet<String>,
+    strangers: &mut Vec<Stranger>,
 ) -> Result<Option<String>, PcaError> {
-    let exports: Vec<_> = ids
+    let exports: Vec<_> = candidates
         .iter()
         .cloned()
-        .map(|id| async move {
-            let result = exported_matches(client, &id, target.request).await;
-            (id, result)
+        .map(|(at, id)| async move {
+            let result = exported_certificate(client, &id, target.request.kind).await;
+            (at, id, result)
         })
         .collect();
     let mut results = futures::stream::iter(exports).buffered(EXPORTS_AT_ONCE);
-    while let Some((id, result)) = results.next().await {
+    while let Some((at, id, result)) = results.next().await {
         match result {
-            Ok(true) => return Ok(Some(id)),
-            Ok(false) => {}
+            Ok(Some(der)) if issued_for(&der, target.request) => return Ok(Some(id)),
+            Ok(Some(der)) => strangers.push(Stranger {
+                id: id.clone(),
+                created_ms: at,
+                der,
+            }),
+            Ok(None) => {}
             Err(e) if !e.is_retryable() && !e.is_credentials() => {}
             Err(e) => return Err(e),
         }

@@ -869,3 +869,118 @@ async fn replica_without_the_lease_sends_no_issue_call() {
     assert_eq!(w.calls(ISSUE).await, 0);
     assert_eq!(w.cr().metadata.resource_version, before, "nothing written");
 }
+
+/// Another request whose answer was lost (`req-2`, intent started `minutes_back` minutes ago),
+/// its certificate issued at the mock; the request cache holds it. Returns it and the id.
+async fn lost_answer_of_another(w: &World, uid: &str, minutes_back: i64) -> (Value, String) {
+    let c = csr(false, &["b.example"]);
+    let start = now_ms() - minutes_back * 60_000;
+    let mut b = request_of_attempt(
+        &c,
+        false,
+        uid,
+        INTENT_ANNOTATION,
+        format!("{uid}/{start}/{}", start + 6000),
+    );
+    b["metadata"]["name"] = json!("req-2");
+    let body = IssueFromCsr {
+        issuer_id: CA_ID.into(),
+        csr: c.pem.clone(),
+        validity: Validity {
+            unit: ValidityUnit::Day,
+            value: 90,
+            start_from: None,
+        },
+        cert_type: CertificateType::EntityCert,
+        path_length: None,
+        enterprise_project_id: None,
+    };
+    let id = raw_client(&w.mock)
+        .issue_from_csr(&body)
+        .await
+        .expect("issue")
+        .certificate_id;
+    let b = w.api.put(b);
+    let (store, mut writer) = kube::runtime::reflector::store::<CertificateRequest>();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(
+        serde_json::from_value(b.clone()).expect("request"),
+    ));
+    assert!(w.ctx.request_store.set(store).is_ok(), "store set once");
+    (b, id)
+}
+
+const REQ_2_PATH: &str = "/apis/cert-manager.io/v1/namespaces/istio-system/certificaterequests/req-2";
+
+/// Found by the chaos suite: answers are lost several at a time (a leader killed mid-call, an
+/// outage), and each such request's recovery exported the others' certificates only to rule
+/// them out, after which each of those exported the same ones again in its own recovery — a
+/// cost growing with the square of the lost answers, at 1–3 s an export. A certificate one
+/// recovery rules out is now recorded on the request it was issued for, which delivers it
+/// without a search of its own (here in a new process: nothing in memory).
+#[tokio::test]
+async fn a_certificate_one_recovery_rules_out_is_handed_to_its_own_request() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let w = world(config.clone()).await;
+    let b_uid = "0f0f0f0f-0000-4000-8000-000000000014";
+    let (_, b_id) = lost_answer_of_another(&w, b_uid, 2).await;
+    // req-1's earlier attempt (long over) issued nothing.
+    let a = csr(false, &["a.example"]);
+    let a_uid = "0f0f0f0f-0000-4000-8000-000000000013";
+    let start = now_ms() - 120_000;
+    w.api.put(request_of_attempt(
+        &a,
+        false,
+        a_uid,
+        INTENT_ANNOTATION,
+        format!("{a_uid}/{start}/{}", start + 6000),
+    ));
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
+    assert_eq!(
+        bound(&b, CERTIFICATE_ID_ANNOTATION, b_uid),
+        Some(b_id.as_str()),
+        "req-1's recovery recorded req-2's certificate on req-2"
+    );
+    let (lists, exports) = (w.calls(LIST).await, w.calls(EXPORT).await);
+    reconcile(Arc::new(b), context(&w.api, config))
+        .await
+        .expect("reconcile");
+    let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
+    let ready = b.condition("Ready").cloned().unwrap_or_default();
+    assert_eq!(ready.reason.as_deref(), Some("Issued"), "{:?}", ready.message);
+    assert_eq!(w.calls(LIST).await - lists, 0, "no search of its own");
+    assert_eq!(w.calls(EXPORT).await - exports, 1, "only the delivery's export");
+    assert_eq!(w.issued().await, 2, "one certificate each");
+}
+
+/// The hand-over accepts only what the other request's own recovery would: a certificate
+/// created outside that request's window (here: its attempt was 40 minutes ago) stays
+/// undecided for it.
+#[tokio::test]
+async fn a_certificate_outside_the_other_requests_window_is_not_handed_over() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let b_uid = "0f0f0f0f-0000-4000-8000-000000000016";
+    lost_answer_of_another(&w, b_uid, 40).await;
+    let a = csr(false, &["a.example"]);
+    let a_uid = "0f0f0f0f-0000-4000-8000-000000000015";
+    let start = now_ms() - 120_000;
+    w.api.put(request_of_attempt(
+        &a,
+        false,
+        a_uid,
+        INTENT_ANNOTATION,
+        format!("{a_uid}/{start}/{}", start + 6000),
+    ));
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
+    assert_eq!(bound(&b, CERTIFICATE_ID_ANNOTATION, b_uid), None);
+}
