@@ -185,6 +185,21 @@ pub fn parse_csr(input: &[u8]) -> Result<CsrInfo, PkiError> {
 }
 
 /// DER → CSR, with no trailing data; a certificate is recognised and named.
+/// The public key (SPKI DER) of a CSR, nothing else checked: a cheap first filter before
+/// [`parse_csr`], which verifies the signature.
+pub fn csr_public_key(input: &[u8]) -> Option<Vec<u8>> {
+    if input.len() > MAX_CSR_BYTES {
+        return None;
+    }
+    let der = if input.first() == Some(&0x30) {
+        input.to_vec()
+    } else {
+        only_block(input, CERTIFICATE_REQUEST).ok()?
+    };
+    let csr = decode(&der).ok()?;
+    Some(csr.certification_request_info.subject_pki.raw.to_vec())
+}
+
 fn decode(der: &[u8]) -> Result<X509CertificationRequest<'_>, PkiError> {
     match X509CertificationRequest::from_der(der) {
         Ok((rest, _)) if !rest.is_empty() => Err(PkiError::Der {

@@ -22,7 +22,7 @@ pub mod verify;
 mod fixtures;
 
 pub use chain::{Chain, normalize_chain, normalize_export};
-pub use csr::{CsrInfo, KeyAlgorithm, SubjectAltNames, parse_csr};
+pub use csr::{CsrInfo, KeyAlgorithm, SubjectAltNames, csr_public_key, parse_csr};
 pub use identity::CertificateIdentity;
 pub use pem::{CERTIFICATE as CERT_PEM_TAG, first_block};
 pub use signature::SM2_WITH_SM3;

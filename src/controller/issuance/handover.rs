@@ -31,7 +31,7 @@ use crate::{
         certificate_request::{plan::plan, reasons},
         tracked::{Tracked, Write},
     },
-    pki::{CsrInfo, Expectation, check_certificate},
+    pki::{CsrInfo, Expectation, check_certificate, csr_public_key},
 };
 
 /// A request that may be the owner of a stranger.
@@ -41,8 +41,9 @@ struct Claimant {
     window: (i64, i64),
 }
 
-/// Offers the certificates `finder`'s recovery ruled out to our other requests (see the
-/// module's doc); returns how many were handed over.
+/// Offers certificates `finder`'s recovery ruled out to our other requests (see the module's
+/// doc); returns how many were handed over. Called after each batch of exports, so what a
+/// pass learned is kept even when its process dies before the pass ends.
 pub async fn hand_over(ctx: &Context, finder: &CertificateRequest, strangers: Vec<Stranger>) -> usize {
     if strangers.is_empty() {
         return 0;
@@ -94,9 +95,15 @@ fn owners(
     strangers: Vec<Stranger>,
     grace: std::time::Duration,
 ) -> Vec<(Arc<CertificateRequest>, Stranger)> {
+    let keys: Vec<Vec<u8>> = strangers.iter().filter_map(|s| public_key(&s.der)).collect();
+    // The public key first (no signature check), the full CSR check only for a key that fits.
     let claimants: Vec<Claimant> = others
         .into_iter()
         .filter_map(|request| {
+            let key = csr_public_key(&request.spec.request.0)?;
+            if !keys.contains(&key) {
+                return None;
+            }
             let uid = request.meta().uid.clone().unwrap_or_default();
             let RecordedIntent::Valid(intent) = recorded_intent(&request, &uid, grace) else {
                 return None;
@@ -120,6 +127,11 @@ fn owners(
             }
         })
         .collect()
+}
+
+fn public_key(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.public_key().raw.to_vec())
 }
 
 /// Whether `claimant`'s own recovery would take `stranger` for its certificate.

@@ -162,10 +162,21 @@ async fn resolve_earlier_attempt(
         delivered: ctx.delivered.identities(),
     };
     let mut checked = ctx.requests.checked_candidates(&uid);
-    let mut strangers = Vec::new();
-    let result = recovery::search(client, &target, &mut checked, &mut strangers).await;
+    // What the search rules out is offered to our other requests while it goes on.
+    let (strangers, mut ruled_out) = tokio::sync::mpsc::unbounded_channel();
+    let finder = tracked.object().clone();
+    let searching = async {
+        // Dropped when the search ends, which ends the hand-over below.
+        let strangers = strangers;
+        recovery::search(client, &target, &mut checked, &strangers).await
+    };
+    let handing_over = async {
+        while let Some(batch) = ruled_out.recv().await {
+            handover::hand_over(ctx, &finder, batch).await;
+        }
+    };
+    let (result, ()) = futures::join!(searching, handing_over);
     ctx.requests.set_checked_candidates(&uid, checked);
-    handover::hand_over(ctx, tracked.object(), strangers).await;
     match result.map_err(IssuanceError::Recovery)? {
         Search::Found(id) => {
             info!(request = %tracked.name(), certificate_id = %id, "found the certificate of an earlier attempt; not issuing again");

@@ -85,6 +85,9 @@ pub enum Search {
     },
 }
 
+/// Where a pass sends the certificates it exported and ruled out, after each batch.
+pub type Strangers = tokio::sync::mpsc::UnboundedSender<Vec<Stranger>>;
+
 /// What a pass looks for.
 pub struct Target<'a> {
     /// The issue that may have happened.
@@ -156,12 +159,12 @@ impl Target<'_> {
 /// answer's certificate is normally among them), then an ordered sweep (newest first) from
 /// where earlier passes got.
 /// `checked` holds ids this process already ruled out; the certificates exported and ruled
-/// out join `strangers`.
+/// out go to `strangers`, a batch at a time.
 pub async fn search(
     client: &PcaClient,
     target: &Target<'_>,
     checked: &mut HashSet<String>,
-    strangers: &mut Vec<Stranger>,
+    strangers: &Strangers,
 ) -> Result<Search, PcaError> {
     let (mut candidates, read) = candidates(client, target).await?;
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
@@ -249,14 +252,31 @@ pub async fn search(
 }
 
 /// Exports the candidates (a few at a time) and returns the one issued for the request, if
-/// any; the others join `checked`, and those exported join `strangers`. A candidate the PCA
+/// any; the others join `checked`, and those exported go to `strangers`. A candidate the PCA
 /// refuses to export (revoked meanwhile, …) cannot be delivered anyway and is ruled out.
 async fn rule_out(
     client: &PcaClient,
     target: &Target<'_>,
     candidates: &[(i64, String)],
     checked: &mut HashSet<String>,
-    strangers: &mut Vec<Stranger>,
+    strangers: &Strangers,
+) -> Result<Option<String>, PcaError> {
+    let mut exported = Vec::new();
+    let result = export_each(client, target, candidates, checked, &mut exported).await;
+    if !exported.is_empty() {
+        // A closed receiver only means nobody takes them.
+        let _ = strangers.send(exported);
+    }
+    result
+}
+
+/// [`rule_out`]'s exports.
+async fn export_each(
+    client: &PcaClient,
+    target: &Target<'_>,
+    candidates: &[(i64, String)],
+    checked: &mut HashSet<String>,
+    exported: &mut Vec<Stranger>,
 ) -> Result<Option<String>, PcaError> {
     let exports: Vec<_> = candidates
         .iter()
@@ -270,7 +290,7 @@ async fn rule_out(
     while let Some((at, id, result)) = results.next().await {
         match result {
             Ok(Some(der)) if issued_for(&der, target.request) => return Ok(Some(id)),
-            Ok(Some(der)) => strangers.push(Stranger {
+            Ok(Some(der)) => exported.push(Stranger {
                 id: id.clone(),
                 created_ms: at,
                 der,

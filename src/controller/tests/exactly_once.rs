@@ -984,3 +984,33 @@ async fn a_certificate_outside_the_other_requests_window_is_not_handed_over() {
     let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
     assert_eq!(bound(&b, CERTIFICATE_ID_ANNOTATION, b_uid), None);
 }
+
+/// Found by the chaos suite: a pass offered what it ruled out only when it ended, and passes
+/// of leaders killed every 5–15 s seldom ended. It now hands over after each batch of exports:
+/// here the pass is still waiting on a hanging export (and is then killed) when the other
+/// request already has its certificate recorded.
+#[tokio::test]
+async fn a_pass_hands_over_what_it_ruled_out_before_it_ends() {
+    // The default 30-second time-out: a hanging export holds the pass.
+    let (w, _, cr) = attempt_long_over(Config::default(), "0f0f0f0f-0000-4000-8000-000000000017").await;
+    let b_uid = "0f0f0f0f-0000-4000-8000-000000000018";
+    // Issued after the 40 look-alikes: the newest, first in the sweep after the nearest five.
+    let (_, b_id) = lost_answer_of_another(&w, b_uid, 2).await;
+    w.api.put(cr);
+    w.mock
+        .faults(json!({"latency_ms": 120_000, "operations": [EXPORT], "pass_first": 5 + 4}))
+        .await;
+    let pass = tokio::spawn(reconcile(w.cr(), w.ctx.clone()));
+    let mut handed = None;
+    for _ in 0..100 {
+        let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
+        handed = bound(&b, CERTIFICATE_ID_ANNOTATION, b_uid).map(str::to_owned);
+        if handed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pass.is_finished(), "the pass still waits on an export");
+    pass.abort();
+    assert_eq!(handed.as_deref(), Some(b_id.as_str()));
+}
