@@ -186,8 +186,10 @@ async fn record(ctx: &Context, finder: &CertificateRequest, owner: &CertificateR
         EventType::Normal,
         reasons::RECOVERED,
         "Issue",
+        // The finder may be another tenant's request (a cluster issuer): its name stays in
+        // the controller's log.
         format!(
-            "Found PCA certificate {} issued by an earlier attempt whose outcome was unknown (while looking for request {finder_name}'s); not issuing again",
+            "Found PCA certificate {} issued by an earlier attempt whose outcome was unknown (while recovering another request); not issuing again",
             stranger.id
         ),
     )

@@ -945,6 +945,18 @@ async fn a_certificate_one_recovery_rules_out_is_handed_to_its_own_request() {
         Some(b_id.as_str()),
         "req-1's recovery recorded req-2's certificate on req-2"
     );
+    // req-2's event says so without naming req-1 (with a cluster issuer, another tenant's).
+    let notes: Vec<String> = w
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/events") && r.body["regarding"]["name"] == "req-2")
+        .filter_map(|r| r.body["note"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        notes.len() == 1 && notes[0].contains(&b_id) && !notes[0].contains("req-1"),
+        "{notes:?}"
+    );
     let (lists, exports) = (w.calls(LIST).await, w.calls(EXPORT).await);
     reconcile(Arc::new(b), context(&w.api, config))
         .await
