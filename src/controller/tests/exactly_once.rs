@@ -403,15 +403,20 @@ async fn attempt_long_over(config: Config, uid: &str) -> (World, Csr, Value) {
     let w = world(config).await;
     issue_others(&w.mock, "ingress-server-crt", 40).await;
     let c = csr(false, &["cert-test.com"]);
+    let cr = long_over(&c, uid);
+    (w, c, cr)
+}
+
+/// An approved leaf request whose attempt (intent) started two minutes ago and is over.
+fn long_over(c: &Csr, uid: &str) -> Value {
     let start = now_ms() - 120_000;
-    let cr = request_of_attempt(
-        &c,
+    request_of_attempt(
+        c,
         false,
         uid,
         INTENT_ANNOTATION,
         format!("{uid}/{start}/{}", start + 6000),
-    );
-    (w, c, cr)
+    )
 }
 
 /// Defect 3 (found by the chaos suite): ruled-out candidates were remembered in memory only, so
@@ -909,7 +914,10 @@ async fn lost_answer_of_another(w: &World, uid: &str, minutes_back: i64) -> (Val
     (b, id)
 }
 
-const REQ_2_PATH: &str = "/apis/cert-manager.io/v1/namespaces/istio-system/certificaterequests/req-2";
+fn req_2(w: &World) -> CertificateRequest {
+    let path = "/apis/cert-manager.io/v1/namespaces/istio-system/certificaterequests/req-2";
+    serde_json::from_value(w.api.get(path).expect("req-2")).expect("decode")
+}
 
 /// Found by the chaos suite: answers are lost several at a time (a leader killed mid-call, an
 /// outage), and each such request's recovery exported the others' certificates only to rule
@@ -926,20 +934,14 @@ async fn a_certificate_one_recovery_rules_out_is_handed_to_its_own_request() {
     let w = world(config.clone()).await;
     let b_uid = "0f0f0f0f-0000-4000-8000-000000000014";
     let (_, b_id) = lost_answer_of_another(&w, b_uid, 2).await;
-    // req-1's earlier attempt (long over) issued nothing.
-    let a = csr(false, &["a.example"]);
-    let a_uid = "0f0f0f0f-0000-4000-8000-000000000013";
-    let start = now_ms() - 120_000;
-    w.api.put(request_of_attempt(
-        &a,
-        false,
-        a_uid,
-        INTENT_ANNOTATION,
-        format!("{a_uid}/{start}/{}", start + 6000),
+    // req-1's earlier attempt issued nothing.
+    w.api.put(long_over(
+        &csr(false, &["a.example"]),
+        "0f0f0f0f-0000-4000-8000-000000000013",
     ));
     w.reconcile().await;
     assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
-    let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
+    let b = req_2(&w);
     assert_eq!(
         bound(&b, CERTIFICATE_ID_ANNOTATION, b_uid),
         Some(b_id.as_str()),
@@ -961,7 +963,7 @@ async fn a_certificate_one_recovery_rules_out_is_handed_to_its_own_request() {
     reconcile(Arc::new(b), context(&w.api, config))
         .await
         .expect("reconcile");
-    let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
+    let b = req_2(&w);
     let ready = b.condition("Ready").cloned().unwrap_or_default();
     assert_eq!(ready.reason.as_deref(), Some("Issued"), "{:?}", ready.message);
     assert_eq!(w.calls(LIST).await - lists, 0, "no search of its own");
@@ -981,19 +983,13 @@ async fn a_certificate_outside_the_other_requests_window_is_not_handed_over() {
     let w = world(config).await;
     let b_uid = "0f0f0f0f-0000-4000-8000-000000000016";
     lost_answer_of_another(&w, b_uid, 40).await;
-    let a = csr(false, &["a.example"]);
-    let a_uid = "0f0f0f0f-0000-4000-8000-000000000015";
-    let start = now_ms() - 120_000;
-    w.api.put(request_of_attempt(
-        &a,
-        false,
-        a_uid,
-        INTENT_ANNOTATION,
-        format!("{a_uid}/{start}/{}", start + 6000),
+    w.api.put(long_over(
+        &csr(false, &["a.example"]),
+        "0f0f0f0f-0000-4000-8000-000000000015",
     ));
     w.reconcile().await;
     assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
-    let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
+    let b = req_2(&w);
     assert_eq!(bound(&b, CERTIFICATE_ID_ANNOTATION, b_uid), None);
 }
 
@@ -1015,7 +1011,7 @@ async fn a_pass_hands_over_what_it_ruled_out_before_it_ends() {
     let pass = tokio::spawn(reconcile(w.cr(), w.ctx.clone()));
     let mut handed = None;
     for _ in 0..100 {
-        let b: CertificateRequest = serde_json::from_value(w.api.get(REQ_2_PATH).expect("req-2")).expect("decode");
+        let b = req_2(&w);
         handed = bound(&b, CERTIFICATE_ID_ANNOTATION, b_uid).map(str::to_owned);
         if handed.is_some() {
             break;
