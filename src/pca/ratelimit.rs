@@ -353,15 +353,19 @@ impl Control {
             return;
         }
         // The rate that was refused: the bucket's while callers wait for it, else what was
-        // really sent. Leaving slow start, half of it: the rate doubled within the last second,
-        // and half of it was not refused (as TCP halves its window on the first loss).
-        let sent = if self.has_demand(now) || self.measured <= 0.0 {
+        // really sent. Leaving slow start with demand, half of it: the rate doubled within the
+        // last second, and half of it was not refused (as TCP halves its window on the first
+        // loss). Without demand the rate never doubled, and halving what was really sent would
+        // put a new process — sending little while its leader starts up — at the floor on its
+        // first throttle (chaos run 5: from 5 to 0.6 calls/s, for longer than a leader lives).
+        let demand = self.has_demand(now);
+        let sent = if demand || self.measured <= 0.0 {
             self.rate
         } else {
             self.rate.min(self.measured.max(MIN_RATE))
         };
         let peak = match self.phase {
-            Phase::SlowStart => (sent / 2.0).max(MIN_RATE),
+            Phase::SlowStart if demand => (sent / 2.0).max(MIN_RATE),
             _ => sent,
         };
         self.rate = (peak * BETA).max(MIN_RATE);
@@ -608,9 +612,17 @@ mod tests {
         assert_eq!(low.rate(), 2.0, "a ceiling below the initial rate is the start");
     }
 
+    /// Callers wait for tokens: the bucket's rate is what is being sent.
+    async fn with_demand(bucket: &TokenBucket) {
+        for _ in 0..2 {
+            bucket.acquire().await;
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_throttle_cuts_once_per_window_and_is_reported_once_a_minute() {
         let bucket = TokenBucket::adaptive(None, 10);
+        with_demand(&bucket).await;
         let before = bucket.rate();
         let sent = Instant::now();
         tokio::time::advance(Duration::from_millis(10)).await;
@@ -618,7 +630,7 @@ mod tests {
             bucket.observe(sent, CallOutcome::Status(429));
         }
         let cut = bucket.rate();
-        // Leaving slow start, the cubic curve aims at half the refused rate.
+        // Leaving slow start with demand, the cubic curve aims at half the refused rate.
         assert!(
             (cut - before / 2.0 * BETA).abs() < 1e-9,
             "one cut for one window: {before} → {cut}"
@@ -648,6 +660,24 @@ mod tests {
         }
         assert_eq!(bucket.rate(), INITIAL_RATE);
         assert_eq!(bucket.take_drop_report(), None);
+    }
+
+    /// Found by the chaos suite: a new process sends little while its leader starts up; its
+    /// first throttle halved what it really sent (as if leaving a doubling slow start) and put
+    /// it at the floor, 5 → 0.6 calls/s, for longer than a leader lived.
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_without_demand_cuts_from_what_was_sent_not_half_of_it() {
+        let bucket = TokenBucket::adaptive(None, 10);
+        // Two calls a second, nobody waiting for a token.
+        for _ in 0..10 {
+            bucket.acquire().await;
+            bucket.observe(Instant::now(), CallOutcome::Status(200));
+            tokio::time::advance(Duration::from_millis(500)).await;
+        }
+        assert_eq!(bucket.rate(), INITIAL_RATE, "no demand: still the initial rate");
+        bucket.observe(Instant::now(), CallOutcome::Status(429));
+        let cut = bucket.rate();
+        assert!((1.5..=2.0).contains(&cut), "about 0.8 × 2 calls/s, not 0.8 × 1: {cut}");
     }
 
     #[tokio::test(start_paused = true)]
