@@ -25,7 +25,8 @@
 //!    again — never taken for "nothing was issued".
 //!
 //! One pass costs at most `3 + ⌈log2(total / 100)⌉ + MAX_WINDOW_PAGES` list calls,
-//! `MAX_EXPORTS_PER_PASS` exports and one annotation write; a window with more candidates is
+//! `MAX_EXPORTS_PER_PASS` exports and one annotation write (plus one on each other request a
+//! certificate is handed to, `issuance::handover`); a window with more candidates is
 //! continued in the next pass, from the recorded position.
 
 use std::collections::HashSet;
