@@ -147,18 +147,7 @@ pub const MAX_SUBJECT_ATTRIBUTES: usize = 64;
 /// accepts. Every refusal names the problem: size, framing, key, signature algorithm,
 /// signature, subject, extensions. CPU-bound (one signature check).
 pub fn parse_csr(input: &[u8]) -> Result<CsrInfo, PkiError> {
-    if input.len() > MAX_CSR_BYTES {
-        return Err(PkiError::TooLarge {
-            what: "CSR",
-            size: input.len(),
-            max: MAX_CSR_BYTES,
-        });
-    }
-    let der = if input.first() == Some(&0x30) {
-        input.to_vec()
-    } else {
-        only_block(input, CERTIFICATE_REQUEST)?
-    };
+    let der = csr_der(input)?;
     let csr = decode(&der)?;
     let info = &csr.certification_request_info;
     // Key first: "unsupported key" is the most useful message for keys the PCA refuses.
@@ -184,22 +173,31 @@ pub fn parse_csr(input: &[u8]) -> Result<CsrInfo, PkiError> {
     })
 }
 
-/// DER → CSR, with no trailing data; a certificate is recognised and named.
 /// The public key (SPKI DER) of a CSR, nothing else checked: a cheap first filter before
 /// [`parse_csr`], which verifies the signature.
 pub fn csr_public_key(input: &[u8]) -> Option<Vec<u8>> {
-    if input.len() > MAX_CSR_BYTES {
-        return None;
-    }
-    let der = if input.first() == Some(&0x30) {
-        input.to_vec()
-    } else {
-        only_block(input, CERTIFICATE_REQUEST).ok()?
-    };
+    let der = csr_der(input).ok()?;
     let csr = decode(&der).ok()?;
     Some(csr.certification_request_info.subject_pki.raw.to_vec())
 }
 
+/// A CSR's DER from DER or PEM input, within the size limit.
+fn csr_der(input: &[u8]) -> Result<Vec<u8>, PkiError> {
+    if input.len() > MAX_CSR_BYTES {
+        return Err(PkiError::TooLarge {
+            what: "CSR",
+            size: input.len(),
+            max: MAX_CSR_BYTES,
+        });
+    }
+    if input.first() == Some(&0x30) {
+        Ok(input.to_vec())
+    } else {
+        only_block(input, CERTIFICATE_REQUEST)
+    }
+}
+
+/// DER → CSR, with no trailing data; a certificate is recognised and named.
 fn decode(der: &[u8]) -> Result<X509CertificationRequest<'_>, PkiError> {
     match X509CertificationRequest::from_der(der) {
         Ok((rest, _)) if !rest.is_empty() => Err(PkiError::Der {
@@ -448,6 +446,18 @@ pub(crate) mod tests {
         p.subject_alt_names
             .push(SanType::URI("spiffe://cluster.local/ns/a/sa/b".try_into().unwrap()));
         p.serialize_request(key).unwrap().pem().unwrap()
+    }
+
+    #[test]
+    fn csr_public_key_is_the_key_parse_csr_reads_from_pem_or_der() {
+        let key = KeyPair::generate().unwrap();
+        let pem = csr_with(&key, &["a.example"], "a");
+        let parsed = parse_csr(pem.as_bytes()).unwrap();
+        assert_eq!(csr_public_key(pem.as_bytes()), Some(parsed.spki_der.clone()));
+        let der = first_block(pem.as_bytes(), "CERTIFICATE REQUEST").unwrap();
+        assert_eq!(csr_public_key(&der), Some(parsed.spki_der));
+        assert_eq!(csr_public_key(b"not a CSR"), None);
+        assert_eq!(csr_public_key(&vec![0x30; MAX_CSR_BYTES + 1]), None);
     }
 
     /// A CSR made by openssl, for keys rcgen/ring cannot generate (RSA sizes, P-521).

@@ -69,9 +69,10 @@ fn final_by_conditions(cr: &CertificateRequest) -> bool {
 /// Passes a request on to the controller only when what decides its reconciliation changed
 /// ([`request_inputs`]), so our own status and annotation writes do not wake it, and never a
 /// finished one. It keeps one hash per *live* unfinished request: a deletion forgets the
-/// request at once, and a relist forgets the ones that did not come back. kube's `predicate_filter` keeps every key it saw within its TTL,
-/// deleted ones included, and its table keeps the capacity of the busiest minutes: under churn
-/// (the memory soak: 25 requests/s created and deleted) that held thousands of entries.
+/// request at once, and a relist forgets the ones that did not come back. kube's
+/// `predicate_filter` keeps every key it saw within its TTL, deleted ones included, and its
+/// table keeps the capacity of the busiest minutes: under churn (the memory soak: 25
+/// requests/s created and deleted) that held thousands of entries.
 #[derive(Debug, Default)]
 pub struct InputsSeen {
     hashes: HashMap<ObjectRef<CertificateRequest>, u64>,
