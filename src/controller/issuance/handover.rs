@@ -20,7 +20,7 @@ use kube::{Resource, runtime::events::EventType};
 use tracing::{info, warn};
 
 use super::{
-    intent::{CERTIFICATE_ID_ANNOTATION, RecordedIntent, bind, bound, recorded_intent},
+    intent::{CERTIFICATE_ID_ANNOTATION, Intent, RecordedIntent, bind, bound, recorded_intent},
     legacy_grace,
     recovery::{Stranger, window},
 };
@@ -56,24 +56,27 @@ pub async fn hand_over(ctx: &Context, finder: &CertificateRequest, strangers: Ve
     };
     let finder_uid = finder.meta().uid.clone().unwrap_or_default();
     let grace = legacy_grace(ctx);
-    let others: Vec<Arc<CertificateRequest>> = store
+    let others: Vec<(Arc<CertificateRequest>, Intent)> = store
         .state()
         .into_iter()
-        .filter(|cr| {
+        .filter_map(|cr| {
             let uid = cr.meta().uid.as_deref().unwrap_or_default();
-            uid != finder_uid
+            let eligible = uid != finder_uid
                 && !cr.is_final()
                 && !cr.spec.is_ca.unwrap_or(false)
-                && IssuerKey::for_request(cr).as_ref() == Some(&issuer)
-                && bound(cr, CERTIFICATE_ID_ANNOTATION, uid).is_none()
-                && matches!(recorded_intent(cr, uid, grace), RecordedIntent::Valid(_))
+                && IssuerKey::for_request(&cr).as_ref() == Some(&issuer)
+                && bound(&cr, CERTIFICATE_ID_ANNOTATION, uid).is_none();
+            match recorded_intent(&cr, uid, grace) {
+                RecordedIntent::Valid(intent) if eligible => Some((cr, intent)),
+                _ => None,
+            }
         })
         .collect();
     if others.is_empty() {
         return 0;
     }
     // CSR parsing checks signatures: CPU work, off the async workers.
-    let matches = match tokio::task::spawn_blocking(move || owners(others, strangers, grace)).await {
+    let matches = match tokio::task::spawn_blocking(move || owners(others, strangers)).await {
         Ok(m) => m,
         Err(e) => {
             warn!(error = %e, "matching recovered certificates to other requests did not finish");
@@ -91,23 +94,18 @@ pub async fn hand_over(ctx: &Context, finder: &CertificateRequest, strangers: Ve
 
 /// Each stranger with exactly one request that would accept it, and that request.
 fn owners(
-    others: Vec<Arc<CertificateRequest>>,
+    others: Vec<(Arc<CertificateRequest>, Intent)>,
     strangers: Vec<Stranger>,
-    grace: std::time::Duration,
 ) -> Vec<(Arc<CertificateRequest>, Stranger)> {
     let keys: Vec<Vec<u8>> = strangers.iter().filter_map(|s| public_key(&s.der)).collect();
     // The public key first (no signature check), the full CSR check only for a key that fits.
     let claimants: Vec<Claimant> = others
         .into_iter()
-        .filter_map(|request| {
+        .filter_map(|(request, intent)| {
             let key = csr_public_key(&request.spec.request.0)?;
             if !keys.contains(&key) {
                 return None;
             }
-            let uid = request.meta().uid.clone().unwrap_or_default();
-            let RecordedIntent::Valid(intent) = recorded_intent(&request, &uid, grace) else {
-                return None;
-            };
             let csr = plan(&request).ok()?.csr;
             Some(Claimant {
                 request,
