@@ -11,6 +11,7 @@ pub(crate) mod leader;
 pub(crate) mod runtime;
 pub(crate) mod secret_watch;
 pub(crate) mod slots;
+pub(crate) mod standby;
 #[cfg(test)]
 mod tests;
 pub mod tracked;
@@ -256,8 +257,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Event recorder.
     pub recorder: Recorder,
-    /// PCA clients per issuer, credentials read on demand.
-    pub pca: credentials::PcaClients,
+    /// PCA clients per issuer, credentials read on demand (built before the lease by a
+    /// standby, `standby`).
+    pub pca: Arc<credentials::PcaClients>,
     /// Issuer caches.
     pub issuers: IssuerStores,
     /// Issuer re-check triggers.
@@ -283,6 +285,7 @@ impl Context {
         client: Client,
         config: Config,
         metrics: Arc<Metrics>,
+        pca: Arc<credentials::PcaClients>,
         issuers: IssuerStores,
         triggers: IssuerTriggers,
         fence: leader::Fence,
@@ -291,7 +294,6 @@ impl Context {
             controller: REPORTING_CONTROLLER.into(),
             instance: config.instance.clone(),
         };
-        let pca = credentials::PcaClients::new(&config, metrics.clone());
         let secret_watches = secret_watch::SecretWatches::new(client.clone(), triggers.clone());
         let slots = slots::IssuerSlots::new(usize::from(config.max_concurrent_per_issuer));
         Self {

@@ -26,8 +26,11 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tracing::{debug, error, info, warn};
 
 use super::{
-    AnyIssuer, Config, Context, IssuerStores, IssuerTriggers, certificate_request, issuer,
+    AnyIssuer, Config, Context, IssuerStores, IssuerTriggers, certificate_request,
+    credentials::PcaClients,
+    issuer,
     leader::{Elector, Fence, LeaseConfig},
+    standby,
 };
 use crate::{
     cert_manager::{APPROVED, CertificateRequest, DENIED},
@@ -70,8 +73,18 @@ pub async fn run(client: Client, options: RunOptions, mut shutdown: watch::Recei
     ));
 
     check_crds(&client).await?;
+    let pca = Arc::new(PcaClients::new(&options.config, metrics.clone()));
     if !options.leader_elect {
-        run_controllers(client, options.config, metrics, health, Fence::open(), shutdown.clone()).await;
+        run_controllers(
+            client,
+            options.config,
+            metrics,
+            pca,
+            health,
+            Fence::open(),
+            shutdown.clone(),
+        )
+        .await;
         let _ = server.await;
         return Ok(());
     }
@@ -80,6 +93,10 @@ pub async fn run(client: Client, options: RunOptions, mut shutdown: watch::Recei
     let fence = Fence::leased();
     let mut elector = Elector::new(client.clone(), lease_config(&options), fence.clone());
     info!(lease = %options.lease_name, namespace = %options.lease_namespace, "waiting for the leader lease");
+    // Preparing only reads. Once the lease is ours, a round under way still finishes: the
+    // leader's first calls wait for its discovery rather than start another.
+    let (led_tx, led_rx) = watch::channel(false);
+    tokio::spawn(standby::prepare_while_waiting(client.clone(), pca.clone(), led_rx));
     tokio::select! {
         _ = elector.acquire() => {}
         _ = shutdown.wait_for(|s| *s) => {
@@ -87,6 +104,7 @@ pub async fn run(client: Client, options: RunOptions, mut shutdown: watch::Recei
             return Ok(());
         }
     }
+    let _ = led_tx.send(true);
     health.set_ready(false);
     let (stopped_tx, mut stopped_rx) = watch::channel(false);
     let keeper = tokio::spawn(async move {
@@ -102,7 +120,7 @@ pub async fn run(client: Client, options: RunOptions, mut shutdown: watch::Recei
         }
         elector.release().await;
     });
-    run_controllers(client, options.config, metrics, health, fence, shutdown.clone()).await;
+    run_controllers(client, options.config, metrics, pca, health, fence, shutdown.clone()).await;
     let _ = stopped_tx.send(true);
     let _ = keeper.await;
     let _ = server.await;
@@ -190,6 +208,7 @@ async fn run_controllers(
     client: Client,
     config: Config,
     metrics: Arc<Metrics>,
+    pca: Arc<PcaClients>,
     health: Arc<Health>,
     fence: Fence,
     shutdown: watch::Receiver<bool>,
@@ -231,6 +250,7 @@ async fn run_controllers(
         client.clone(),
         config,
         metrics,
+        pca,
         stores.clone(),
         triggers,
         fence,

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::fake_api::FakeApi;
 use crate::{
-    controller::{Config, Context, IssuerStores, IssuerTriggers, leader::Fence},
+    controller::{Config, Context, IssuerStores, IssuerTriggers, credentials::PcaClients, leader::Fence},
     crd::CCMClusterIssuer,
     metrics::Metrics,
 };
@@ -111,10 +111,13 @@ pub fn context_with(api: &FakeApi, mut config: Config, fence: Fence) -> (Arc<Con
     let (cl_store, _cl_writer) = reflector::store::<CCMClusterIssuer>();
     let (ns_tx, ns_rx) = mpsc::unbounded_channel();
     let (cl_tx, cl_rx) = mpsc::unbounded_channel();
+    let metrics = Arc::new(Metrics::new());
+    let pca = Arc::new(PcaClients::new(&config, metrics.clone()));
     let ctx = Arc::new(Context::new(
         api.client(),
         config,
-        Arc::new(Metrics::new()),
+        metrics,
+        pca,
         IssuerStores {
             namespaced: ns_store,
             cluster: cl_store,
