@@ -88,3 +88,25 @@ async fn another_holders_lease_is_taken_only_after_it_stopped_renewing() {
     assert_eq!(holder(&api).as_deref(), Some("b"));
     assert_eq!(a.try_lead().await.expect("look"), Standing::Follower, "a sees it lost");
 }
+
+/// The defect: a standby looked at the lease every 2 s whatever its duration, so it noticed
+/// a dead leader's lease had run out up to 2 s late (failovers of 4.8 s with a 4 s lease).
+#[tokio::test]
+async fn a_dead_leaders_lease_is_taken_soon_after_it_runs_out() {
+    crate::install_crypto_provider();
+    let api = FakeApi::default();
+    let mut a = Elector::new(api.client(), config("a"), Fence::leased());
+    a.acquire().await;
+    let mut b = Elector::new(api.client(), config("b"), Fence::leased());
+    assert_eq!(b.try_lead().await.expect("look"), Standing::Follower);
+    // a renews once more and dies; b first sees that record now, so it expires in 3 s.
+    assert_eq!(a.try_lead().await.expect("renew"), Standing::Leader);
+    let started = tokio::time::Instant::now();
+    b.acquire().await;
+    let waited = started.elapsed();
+    // Looking every 2 s, b takes over at 4 s; every 3/8 s, by 3.4 s.
+    assert!(
+        (Duration::from_secs(3)..Duration::from_millis(3900)).contains(&waited),
+        "took over after {waited:?}"
+    );
+}
