@@ -157,11 +157,18 @@ pub async fn verify_exported(
     Ok(Verified { chain, facts })
 }
 
-/// The certificate exported for `id`, as DER (recovery of an attempt whose answer was lost):
-/// `None` when the answer holds no readable certificate. Only the certificate itself is used.
-pub async fn exported_certificate(client: &PcaClient, id: &str, kind: Kind) -> Result<Option<Vec<u8>>, PcaError> {
+/// The certificate exported for `id`, as DER, with the whole answer (recovery of an attempt
+/// whose answer was lost: the answer of the one found is verified and delivered without a
+/// second export): `None` when the answer holds no readable certificate.
+pub async fn exported_certificate(
+    client: &PcaClient,
+    id: &str,
+    kind: Kind,
+) -> Result<Option<(Vec<u8>, ExportedPem)>, PcaError> {
     let exported = export(client, id, kind).await?;
-    Ok(first_block(exported.certificate.as_bytes(), CERT_PEM_TAG).ok())
+    Ok(first_block(exported.certificate.as_bytes(), CERT_PEM_TAG)
+        .ok()
+        .map(|der| (der, exported)))
 }
 
 /// Whether the certificate `der` was issued for this request.

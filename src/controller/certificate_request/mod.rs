@@ -256,12 +256,17 @@ async fn sign_with(
         validity,
         enterprise_project_id: spec.enterprise_project_id.clone(),
     };
-    let id = match issuance::obtain(ctx, tracked, client, &request).await {
-        Ok(Obtained::Id(id)) => id,
+    let (id, exported) = match issuance::obtain(ctx, tracked, client, &request).await {
+        Ok(Obtained::Id(id)) => (id, None),
+        Ok(Obtained::Found { id, exported }) => (id, Some(exported)),
         Ok(Obtained::Gone) => return Err(Outcome::Ignore(Ignored::Gone).into()),
         Err(e) => return Err(issuance_outcome(tracked.object(), ctx, issuer, e).await),
     };
-    let verified = match signing::export_verified(client, &id, &request).await {
+    let verifying = match exported {
+        Some(answer) => signing::verify_exported(&id, answer, &request).await,
+        None => signing::export_verified(client, &id, &request).await,
+    };
+    let verified = match verifying {
         Ok(v) => v,
         Err(e) => return Err(delivery_outcome(tracked.object(), ctx, issuer, &id, e).await.into()),
     };

@@ -38,7 +38,7 @@ use super::{
     tracked::{Tracked, Write},
 };
 use crate::{
-    pca::{PcaClient, PcaError},
+    pca::{PcaClient, PcaError, types::ExportedPem},
     signing::SignRequest,
 };
 
@@ -83,6 +83,14 @@ pub enum IssuanceError {
 pub enum Obtained {
     /// The PCA id of this request's certificate (for CA certificates, the CA id).
     Id(String),
+    /// The certificate of an earlier attempt, found by recovery with its export answer (no
+    /// second export needed).
+    Found {
+        /// Its id.
+        id: String,
+        /// The PCA's export answer.
+        exported: ExportedPem,
+    },
     /// The request was deleted, replaced or finished elsewhere: nothing to do.
     Gone,
 }
@@ -107,8 +115,8 @@ pub async fn obtain(
         if let Some(id) = bound(tracked.object(), CERTIFICATE_ID_ANNOTATION, &uid) {
             return Ok(Obtained::Id(id.to_owned()));
         }
-        if let Some(id) = resolve_earlier_attempt(ctx, tracked, client, request).await? {
-            return Ok(Obtained::Id(id));
+        if let Some((id, exported)) = resolve_earlier_attempt(ctx, tracked, client, request).await? {
+            return Ok(Obtained::Found { id, exported });
         }
         match issue(ctx, tracked, client, request).await {
             Err(IssuanceError::Conflict) if round == 0 => match tracked.refresh().await? {
@@ -121,14 +129,14 @@ pub async fn obtain(
     Err(IssuanceError::Conflict)
 }
 
-/// Decides the outcome of an earlier attempt recorded on the request. `Ok(Some(id))`: its
-/// certificate; `Ok(None)`: nothing is recorded, or it certainly issued nothing.
+/// Decides the outcome of an earlier attempt recorded on the request. `Ok(Some(..))`: its
+/// certificate, exported; `Ok(None)`: nothing is recorded, or it certainly issued nothing.
 async fn resolve_earlier_attempt(
     ctx: &Context,
     tracked: &mut Tracked,
     client: &PcaClient,
     request: &SignRequest<'_>,
-) -> Result<Option<String>, IssuanceError> {
+) -> Result<Option<(String, ExportedPem)>, IssuanceError> {
     let uid = tracked.uid().to_owned();
     let intent = match recorded_intent(tracked.object(), &uid, legacy_grace(ctx)) {
         RecordedIntent::None => return Ok(None),
@@ -178,7 +186,7 @@ async fn resolve_earlier_attempt(
     let (result, ()) = futures::join!(searching, handing_over);
     ctx.requests.set_checked_candidates(&uid, checked);
     match result.map_err(IssuanceError::Recovery)? {
-        Search::Found(id) => {
+        Search::Found { id, exported } => {
             info!(request = %tracked.name(), certificate_id = %id, "found the certificate of an earlier attempt; not issuing again");
             ctx.metrics.duplicate_avoided(reasons::RECOVERED);
             ctx.event(
@@ -190,7 +198,7 @@ async fn resolve_earlier_attempt(
             )
             .await;
             ctx.requests.remember_issued(&uid, &id);
-            Ok(Some(id))
+            Ok(Some((id, exported)))
         }
         Search::NotIssued if now >= intent.in_flight_until() => {
             info!(request = %tracked.name(), "no certificate from the earlier attempt exists and it can no longer land; issuing again");

@@ -14,7 +14,9 @@
 //!    any export;
 //! 3. exports the few candidates nearest to the attempt first — on the PCA's clock as its
 //!    `Date` headers tell it, so the certificate of a lost answer is normally the first one
-//!    exported (the hint only orders, it never narrows) — then sweeps the rest newest first,
+//!    exported (the hint only orders, it never narrows), and those on the list's first page
+//!    before the rest of the window is read (a lost answer is normally recent: one list call
+//!    and one export, whose answer is delivered as is) — then sweeps the rest newest first,
 //!    four exports at a time, ruling out ids the PCA refuses to export; how far the sweep got
 //!    is kept in the intent annotation, so a restarted or new leader goes on from there;
 //! 4. gets a list entry without `create_time`, or a page without `total`, from the client as an
@@ -34,7 +36,7 @@ use std::collections::HashSet;
 use crate::{
     pca::{
         PcaClient, PcaError,
-        types::{CertificateList, ListCertificates, PrivateCertificate},
+        types::{CertificateList, ExportedPem, ListCertificates, PrivateCertificate},
     },
     pki::CertificateIdentity,
     signing::{SignRequest, exported_certificate, issued_for},
@@ -73,8 +75,13 @@ pub const PASS_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 /// The result of one search pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Search {
-    /// This certificate was issued for the request.
-    Found(String),
+    /// This certificate was issued for the request (its export answer in hand).
+    Found {
+        /// Its id.
+        id: String,
+        /// The PCA's export answer.
+        exported: ExportedPem,
+    },
     /// The whole window was read and no certificate matches.
     NotIssued,
     /// The pass ended before every candidate was ruled out; search again, from `progress` on.
@@ -156,9 +163,10 @@ impl Target<'_> {
     }
 }
 
-/// One search pass: on the first pass the candidates nearest the attempt first (a lost
-/// answer's certificate is normally among them), then an ordered sweep (newest first) from
-/// where earlier passes got.
+/// One search pass: on the first pass the candidates nearest the attempt first — those on the
+/// list's first page before the rest of the window is read ([`quick_look`]), then those of
+/// the whole window (a lost answer's certificate is normally among them) — then an ordered
+/// sweep (newest first) from where earlier passes got.
 /// `checked` holds ids this process already ruled out; the certificates exported and ruled
 /// out go to `strangers`, a batch at a time.
 pub async fn search(
@@ -167,35 +175,42 @@ pub async fn search(
     checked: &mut HashSet<String>,
     strangers: &Strangers,
 ) -> Result<Search, PcaError> {
-    let (mut candidates, read) = candidates(client, target).await?;
+    let hint = pca_clock_hint(client, &target.intent);
+    let first_pass = target.intent.searched.is_none();
+    let (first, quick_exports) = if first_pass {
+        let first = list(client, target, 0).await?;
+        let quick = quick_look(&first, target, hint)?;
+        if let Some((id, exported)) = rule_out(client, target, &quick, checked, strangers).await? {
+            return Ok(Search::Found { id, exported });
+        }
+        (Some(first), quick.len())
+    } else {
+        (None, 0)
+    };
+    let (mut candidates, read) = candidates(client, target, first).await?;
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     if let Some(c) = &target.intent.searched {
         candidates.retain(|(at, id)| !c.passed(*at, id));
     }
-    // On the PCA's clock the call landed between the intent's start and its deadline (the
-    // clock is known from its Date headers: an ordering hint, never a bound).
-    let offset = client.pca_clock_offset_ms().unwrap_or(0);
-    let (from, to) = (
-        target.intent.start_ms + offset - 1000,
-        target.intent.deadline_ms + offset + 1000,
-    );
-    let mut nearest: Vec<&(i64, String)> = candidates.iter().filter(|(_, id)| !checked.contains(id)).collect();
-    nearest.sort_by_key(|(at, id)| ((from - at).max(at - to).max(0), id.clone()));
     // Only the first pass: later ones (a recorded position) go on with the sweep, rather than
     // exporting the same nearest candidates again in every new process.
-    nearest.truncate(if target.intent.searched.is_some() {
-        0
-    } else {
-        NEAREST_FIRST
-    });
-    let nearest: Vec<(i64, String)> = nearest.into_iter().cloned().collect();
-    if let Some(found) = rule_out(client, target, &nearest, checked, strangers).await? {
-        return Ok(Search::Found(found));
+    let nearest = nearest(
+        &candidates,
+        hint,
+        checked,
+        if first_pass {
+            NEAREST_FIRST.saturating_sub(quick_exports)
+        } else {
+            0
+        },
+    );
+    if let Some((id, exported)) = rule_out(client, target, &nearest, checked, strangers).await? {
+        return Ok(Search::Found { id, exported });
     }
     // The sweep: ruled-out candidates advance the position without an export.
     let started = std::time::Instant::now();
     let mut progress = None;
-    let mut budget = MAX_EXPORTS_PER_PASS.saturating_sub(nearest.len());
+    let mut budget = MAX_EXPORTS_PER_PASS.saturating_sub(quick_exports + nearest.len());
     let mut rest = candidates.iter().peekable();
     while rest.peek().is_some() {
         if started.elapsed() >= target.pass_time && progress.is_some() {
@@ -221,7 +236,7 @@ pub async fn search(
             rest.next();
         }
         match rule_out(client, target, &batch, checked, strangers).await {
-            Ok(Some(found)) => return Ok(Search::Found(found)),
+            Ok(Some((id, exported))) => return Ok(Search::Found { id, exported }),
             Ok(None) => {}
             // Keep what earlier batches ruled out; this batch is checked again next pass.
             Err(e) if e.is_retryable() && ruled_out.is_some() => {
@@ -252,6 +267,46 @@ pub async fn search(
     })
 }
 
+/// When, on the PCA's clock, the issue call landed: between the intent's start and its
+/// deadline, moved by the offset its `Date` headers show (an ordering hint, never a bound).
+fn pca_clock_hint(client: &PcaClient, intent: &Intent) -> (i64, i64) {
+    let offset = client.pca_clock_offset_ms().unwrap_or(0);
+    (intent.start_ms + offset - 1000, intent.deadline_ms + offset + 1000)
+}
+
+/// Up to `n` of `candidates` not yet checked, nearest to the `hint` first.
+fn nearest(
+    candidates: &[(i64, String)],
+    (from, to): (i64, i64),
+    checked: &HashSet<String>,
+    n: usize,
+) -> Vec<(i64, String)> {
+    let mut nearest: Vec<&(i64, String)> = candidates.iter().filter(|(_, id)| !checked.contains(id)).collect();
+    nearest.sort_by_key(|(at, id)| ((from - at).max(at - to).max(0), id.clone()));
+    nearest.into_iter().take(n).cloned().collect()
+}
+
+/// The candidates of the list's first page nearest the attempt, when that page reaches back
+/// past the attempt (or holds the whole list): a lost answer is normally recent, so its
+/// certificate is found with one list call and one export instead of after the whole window
+/// was read (several round trips, longer than a chaos leader lived).
+fn quick_look(first: &CertificateList, target: &Target<'_>, hint: (i64, i64)) -> Result<Vec<(i64, String)>, PcaError> {
+    let reaches_back = first
+        .certificates
+        .last()
+        .map(created)
+        .transpose()?
+        .is_none_or(|oldest| oldest < hint.0)
+        || u64::try_from(first.certificates.len()).unwrap_or(u64::MAX) >= first.total;
+    if !reaches_back {
+        return Ok(Vec::new());
+    }
+    let (from, _) = target.window();
+    let mut on_page = Vec::new();
+    take(first, from, &|cert, at| target.may_be_ours(cert, at), &mut on_page)?;
+    Ok(nearest(&on_page, hint, &HashSet::new(), NEAREST_FIRST))
+}
+
 /// Exports the candidates (a few at a time) and returns the one issued for the request, if
 /// any; the others join `checked`, and those exported go to `strangers`. A candidate the PCA
 /// refuses to export (revoked meanwhile, …) cannot be delivered anyway and is ruled out.
@@ -261,7 +316,7 @@ async fn rule_out(
     candidates: &[(i64, String)],
     checked: &mut HashSet<String>,
     strangers: &Strangers,
-) -> Result<Option<String>, PcaError> {
+) -> Result<Option<(String, ExportedPem)>, PcaError> {
     let mut exported = Vec::new();
     let result = export_each(client, target, candidates, checked, &mut exported).await;
     if !exported.is_empty() {
@@ -278,7 +333,7 @@ async fn export_each(
     candidates: &[(i64, String)],
     checked: &mut HashSet<String>,
     exported: &mut Vec<Stranger>,
-) -> Result<Option<String>, PcaError> {
+) -> Result<Option<(String, ExportedPem)>, PcaError> {
     let exports: Vec<_> = candidates
         .iter()
         .cloned()
@@ -290,8 +345,8 @@ async fn export_each(
     let mut results = futures::stream::iter(exports).buffered(EXPORTS_AT_ONCE);
     while let Some((at, id, result)) = results.next().await {
         match result {
-            Ok(Some(der)) if issued_for(&der, target.request) => return Ok(Some(id)),
-            Ok(Some(der)) => exported.push(Stranger {
+            Ok(Some((der, answer))) if issued_for(&der, target.request) => return Ok(Some((id, answer))),
+            Ok(Some((der, _))) => exported.push(Stranger {
                 id: id.clone(),
                 created_ms: at,
                 der,
@@ -317,8 +372,13 @@ enum Read {
     Shifted,
 }
 
-/// The window's candidates (each once), and how far the read got.
-async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64, String)>, Read), PcaError> {
+/// The window's candidates (each once), and how far the read got. `first`, the list's first
+/// page, is read again only if not given (the quick look read it).
+async fn candidates(
+    client: &PcaClient,
+    target: &Target<'_>,
+    mut first: Option<CertificateList>,
+) -> Result<(Vec<(i64, String)>, Read), PcaError> {
     let (from, window_end) = target.window();
     // Earlier passes ruled out everything newer than their position: start listing there.
     let to = target
@@ -327,7 +387,15 @@ async fn candidates(client: &PcaClient, target: &Target<'_>) -> Result<(Vec<(i64
         .as_ref()
         .map_or(window_end, |c| c.at.min(window_end));
     read_window(
-        |offset| list(client, target, offset),
+        |offset| {
+            let read = (offset == 0).then(|| first.take()).flatten();
+            async move {
+                match read {
+                    Some(page) => Ok(page),
+                    None => list(client, target, offset).await,
+                }
+            }
+        },
         from,
         to,
         |cert, at| target.may_be_ours(cert, at),
