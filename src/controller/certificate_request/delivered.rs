@@ -10,6 +10,14 @@
 //! request must find or get its own.) They are known by issuer, serial and start of validity
 //! ([`CertificateIdentity`]), read from the request watch before the cache trims finished
 //! requests, at no PCA cost.
+//!
+//! Likewise the ids our unfinished requests have recorded (`certificate-id`, bound to their
+//! UID) but not delivered yet: the PCA answered that id to the request's own issue call, or a
+//! recovery handed it over after checking it against that request's CSR (and only when no
+//! other request would take it). In the chaos runs about half the certificates waiting to be
+//! delivered were such: their leader died between recording the id and the export. A
+//! request's own recorded id is never counted against it (`claimed_by_others`): its search
+//! may run on a copy of the request older than the watch.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -21,6 +29,7 @@ use kube::{ResourceExt, runtime::watcher::Event};
 
 use crate::{
     cert_manager::{CertificateRequest, reason},
+    controller::issuance::intent::{CERTIFICATE_ID_ANNOTATION, bound},
     pki::CertificateIdentity,
 };
 
@@ -35,6 +44,8 @@ pub struct Delivered {
 #[derive(Debug, Default)]
 struct State {
     held: HashMap<u64, CertificateIdentity>,
+    /// The certificate id each unfinished request has recorded.
+    claimed: HashMap<u64, String>,
     /// Requests seen since a relist began, to forget the rest when it is done.
     relisted: Option<HashSet<u64>>,
 }
@@ -59,12 +70,14 @@ impl Delivered {
             }
             Event::Delete(cr) => {
                 state.held.remove(&key(cr));
+                state.claimed.remove(&key(cr));
                 state.shrink();
             }
             Event::Init => state.relisted = Some(HashSet::new()),
             Event::InitDone => {
                 if let Some(seen) = state.relisted.take() {
                     state.held.retain(|k, _| seen.contains(k));
+                    state.claimed.retain(|k, _| seen.contains(k));
                     state.shrink();
                 }
             }
@@ -75,6 +88,18 @@ impl Delivered {
     pub fn identities(&self) -> HashSet<CertificateIdentity> {
         self.lock().held.values().copied().collect()
     }
+
+    /// The certificate ids our unfinished requests other than `cr` have recorded, for one
+    /// recovery pass of `cr`.
+    pub fn claimed_by_others(&self, cr: &CertificateRequest) -> HashSet<String> {
+        let own = key(cr);
+        self.lock()
+            .claimed
+            .iter()
+            .filter(|(k, _)| **k != own)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
 }
 
 impl State {
@@ -83,12 +108,19 @@ impl State {
             Some(identity) => self.held.insert(key(cr), identity),
             None => self.held.remove(&key(cr)),
         };
+        match claimed(cr) {
+            Some(id) => self.claimed.insert(key(cr), id.to_owned()),
+            None => self.claimed.remove(&key(cr)),
+        };
     }
 
     /// Gives back the table's memory once it is mostly empty.
     fn shrink(&mut self) {
         if self.held.capacity() > 64 && self.held.len() * 4 < self.held.capacity() {
             self.held.shrink_to(self.held.len() * 2);
+        }
+        if self.claimed.capacity() > 64 && self.claimed.len() * 4 < self.claimed.capacity() {
+            self.claimed.shrink_to(self.claimed.len() * 2);
         }
     }
 }
@@ -97,6 +129,14 @@ fn key(cr: &CertificateRequest) -> u64 {
     let mut h = DefaultHasher::new();
     (cr.namespace(), cr.name_any()).hash(&mut h);
     h.finish()
+}
+
+/// The certificate id an unfinished request has recorded (bound to its UID).
+fn claimed(cr: &CertificateRequest) -> Option<&str> {
+    if cr.is_final() {
+        return None;
+    }
+    bound(cr, CERTIFICATE_ID_ANNOTATION, cr.metadata.uid.as_deref()?)
 }
 
 /// The identity of the certificate an `Issued` request holds.

@@ -168,6 +168,7 @@ async fn resolve_earlier_attempt(
         intent: intent.clone(),
         pass_time: ctx.config.recovery_pass_time,
         delivered: ctx.delivered.identities(),
+        claimed: ctx.delivered.claimed_by_others(tracked.object()),
     };
     let mut checked = ctx.requests.checked_candidates(&uid);
     // What the search rules out is offered to our other requests while it goes on.

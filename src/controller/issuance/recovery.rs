@@ -10,8 +10,8 @@
 //!    search over the offset (page-sized probes) instead of paging through everything newer;
 //! 2. narrows entries by issuing CA, key algorithm, common name and status from the list
 //!    itself, and drops the certificates other requests of ours already hold (by issuer, serial
-//!    and start of validity, from the request watch: `certificate_request::delivered`), before
-//!    any export;
+//!    and start of validity, from the request watch: `certificate_request::delivered`) or have
+//!    recorded the id of, before any export;
 //! 3. exports the few candidates nearest to the attempt first — on the PCA's clock as its
 //!    `Date` headers tell it, so the certificate of a lost answer is normally the first one
 //!    exported (the hint only orders, it never narrows), and those on the list's first page
@@ -106,6 +106,8 @@ pub struct Target<'a> {
     pub pass_time: std::time::Duration,
     /// Certificates other requests already hold: not this request's.
     pub delivered: HashSet<CertificateIdentity>,
+    /// Certificate ids other requests have recorded, not delivered yet: not this request's.
+    pub claimed: HashSet<String>,
 }
 
 /// The creation times, on the PCA's clock, a certificate of the attempt `intent` can have.
@@ -160,6 +162,7 @@ impl Target<'_> {
                 .and_then(|dn| dn.common_name.as_deref())
                 .is_none_or(|c| c == cn)
             && !CertificateIdentity::of_listed(cert).is_some_and(|c| self.delivered.contains(&c))
+            && !self.claimed.contains(&cert.certificate_id)
     }
 }
 

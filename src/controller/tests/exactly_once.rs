@@ -525,6 +525,57 @@ async fn recovery_does_not_export_certificates_other_requests_hold() {
     assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
 }
 
+/// Found by chaos run 6: a certificate whose id another request of ours has recorded (its
+/// issue call answered, or handed over to it) but not yet delivered (its leader was killed
+/// before the export) was exported by every recovery of every new leader to rule it out —
+/// about half of the undelivered certificates in that run. It is that request's.
+#[tokio::test]
+async fn recovery_does_not_export_certificates_other_requests_have_recorded() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let (w, c, cr) = attempt_long_over(config, "0f0f0f0f-0000-4000-8000-000000000013").await;
+    // The 40 look-alikes are recorded (not yet delivered) by 40 pending requests.
+    for (i, cert) in w.mock.mock.store.all_certs().iter().enumerate() {
+        let uid = format!("0f0f0f0f-0000-4000-8000-0000000001{i:02}");
+        let mut claimant = request_json(&csr(false, &["other.example"]), false, approved(), "CCMIssuer");
+        claimant["metadata"]["name"] = json!(format!("claimant-{i}"));
+        claimant["metadata"]["uid"] = json!(uid);
+        claimant["metadata"]["annotations"] =
+            json!({CERTIFICATE_ID_ANNOTATION: format!("{uid}/{}", cert.certificate_id)});
+        let claimant: CertificateRequest = serde_json::from_value(claimant).expect("request");
+        w.ctx.delivered.observe(&kube::runtime::watcher::Event::Apply(claimant));
+    }
+    w.api.put(cr);
+    let exports_before = w.calls(EXPORT).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "decided in one pass: {}", w.ready().2);
+    assert_eq!(
+        w.calls(EXPORT).await - exports_before,
+        1,
+        "only the new certificate is exported, no look-alike"
+    );
+    assert_eq!(w.mock.stats().await["issued"]["by_public_key"][&c.spki_sha256], 1);
+}
+
+/// A request's own recorded id (a hand-over the searching process has seen through its watch
+/// but not yet in the request it holds) is never ruled out as another's.
+#[test]
+fn a_requests_own_recorded_id_is_not_claimed_by_another() {
+    let uid = "0f0f0f0f-0000-4000-8000-000000000014";
+    let mut own = request_json(&csr(false, &["own.example"]), false, approved(), "CCMIssuer");
+    own["metadata"]["uid"] = json!(uid);
+    own["metadata"]["annotations"] = json!({CERTIFICATE_ID_ANNOTATION: format!("{uid}/own-id")});
+    let own: CertificateRequest = serde_json::from_value(own).expect("request");
+    let delivered = crate::controller::certificate_request::delivered::Delivered::default();
+    delivered.observe(&kube::runtime::watcher::Event::Apply(own.clone()));
+    assert!(delivered.claimed_by_others(&own).is_empty());
+    let mut other = own.clone();
+    other.metadata.name = Some("other".into());
+    assert_eq!(delivered.claimed_by_others(&other), ["own-id".to_owned()].into());
+}
+
 /// Found by the chaos suite: a pass that took longer than its leader lived (a slow PCA, 4
 /// exports at a time) recorded nothing, so leaders killed every 5–15 s repeated the same first
 /// candidates for ever. A pass whose time is up records its position after the batch at hand.
