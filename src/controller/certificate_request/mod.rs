@@ -264,7 +264,7 @@ async fn sign_with(
     };
     let verifying = match exported {
         Some(answer) => signing::verify_exported(&id, answer, &request).await,
-        None => signing::export_verified(client, &id, &request).await,
+        None => issuance::export_keeping_id(tracked, client, &id, &request).await,
     };
     let verified = match verifying {
         Ok(v) => v,

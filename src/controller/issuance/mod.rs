@@ -39,7 +39,7 @@ use super::{
 };
 use crate::{
     pca::{PcaClient, PcaError, types::ExportedPem},
-    signing::SignRequest,
+    signing::{self, SignError, SignRequest, Verified},
 };
 
 /// Time between the intent and the latest moment the issue call may be sent, beyond the
@@ -315,7 +315,7 @@ async fn issue(
             let id = issued.certificate_id;
             ctx.requests.remember_issued(&uid, &id);
             if request.kind.is_ca() {
-                record_ca_id(tracked, &id).await;
+                record_id(tracked, &id).await;
             }
             Ok(Obtained::Id(id))
         }
@@ -333,8 +333,38 @@ async fn issue(
     }
 }
 
-/// The id of a CA certificate cannot be found by listing: record it before anything else.
-async fn record_ca_id(tracked: &mut Tracked, id: &str) {
+/// How long the export of an id not yet recorded on its request may take before the id is
+/// recorded meanwhile. A PCA answers an export in well under this, so the write is spent only
+/// when the export is slow — exactly when a replica dying during it is likely, and would leave a
+/// lost answer to search for (chaos run 6: exports of 1–3 s, leaders killed every 5–15 s).
+const RECORD_ID_AFTER: Duration = Duration::from_millis(500);
+
+/// Exports and verifies `id`, the certificate of this request. A leaf's id is not recorded
+/// after its issue call (listing can find it, so the write is saved), but if the export is
+/// slow it is recorded while the export goes on, so a replica that dies during it leaves the
+/// id to export rather than a search.
+pub async fn export_keeping_id(
+    tracked: &mut Tracked,
+    client: &PcaClient,
+    id: &str,
+    request: &SignRequest<'_>,
+) -> Result<Verified, SignError> {
+    let exporting = signing::export_verified(client, id, request);
+    if bound(tracked.object(), CERTIFICATE_ID_ANNOTATION, tracked.uid()) == Some(id) {
+        return exporting.await;
+    }
+    tokio::pin!(exporting);
+    tokio::select! {
+        verified = &mut exporting => return verified,
+        () = tokio::time::sleep(RECORD_ID_AFTER) => {}
+    }
+    let (verified, ()) = futures::join!(exporting, record_id(tracked, id));
+    verified
+}
+
+/// Records the certificate id on the request (a CA's cannot be found by listing: before
+/// anything else).
+async fn record_id(tracked: &mut Tracked, id: &str) {
     let value = bind(tracked.uid(), id);
     for _ in 0..3 {
         match tracked
@@ -348,8 +378,9 @@ async fn record_ca_id(tracked: &mut Tracked, id: &str) {
                 }
             }
             Err(e) => {
-                // The in-memory copy covers this process; a restart issues again (documented).
-                warn!(request = %tracked.name(), error = %e, "could not record the CA certificate id on the request");
+                // The in-memory copy covers this process; a restart searches (a leaf) or issues
+                // again (a CA, documented).
+                warn!(request = %tracked.name(), error = %e, "could not record the certificate id on the request");
                 return;
             }
         }
