@@ -333,10 +333,10 @@ async fn issue(
     }
 }
 
-/// How long the export of an id not yet recorded on its request may take before the id is
-/// recorded meanwhile. A PCA answers an export in well under this, so the write is spent only
-/// when the export is slow — exactly when a replica dying during it is likely, and would leave a
-/// lost answer to search for (chaos run 6: exports of 1–3 s, leaders killed every 5–15 s).
+/// How long the export of an id not yet recorded on its request may take (its wait for the
+/// rate limiter included) before the id is recorded meanwhile. A PCA answers an export in well
+/// under this, so the write is spent only while the answer is at risk for longer: a slow PCA
+/// (chaos run 6: exports of 1–3 s, leaders killed every 5–15 s) or a throttled backlog.
 const RECORD_ID_AFTER: Duration = Duration::from_millis(500);
 
 /// Exports and verifies `id`, the certificate of this request. A leaf's id is not recorded
