@@ -138,6 +138,9 @@ pub struct PcaClient {
     request_timeout: Duration,
     observer: Option<Arc<dyn PcaObserver>>,
     pca_clock: PcaClock,
+    /// How long the PCA took to answer lately (send to answer, smoothed), in microseconds;
+    /// 0 until an answer was seen.
+    answer_time_us: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PcaClient {
@@ -227,6 +230,7 @@ impl PcaClient {
             request_timeout: config.request_timeout,
             observer,
             pca_clock: PcaClock::default(),
+            answer_time_us: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -240,6 +244,15 @@ impl PcaClient {
     /// work, never to decide.
     pub fn pca_clock_offset_ms(&self) -> Option<i64> {
         self.pca_clock.offset_ms()
+    }
+
+    /// How long the PCA has taken to answer lately (from sending a call to its answer, the
+    /// rate limiter's wait excluded; smoothed over the last few calls), if any answer was seen.
+    pub fn recent_answer_time(&self) -> Option<Duration> {
+        match self.answer_time_us.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
     }
 
     /// The access key in use (not secret).
@@ -477,6 +490,16 @@ impl PcaClient {
             .await
     }
 
+    /// Smooths answer times (a quarter of each new one): concurrent updates may lose one,
+    /// which a hint can afford.
+    fn note_answer_time(&self, elapsed: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let new = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.answer_time_us.load(Relaxed);
+        let smoothed = if old == 0 { new } else { old - old / 4 + new / 4 };
+        self.answer_time_us.store(smoothed.max(1), Relaxed);
+    }
+
     async fn attempt(&self, call: &Call<'_>) -> Result<RawResponse, PcaError> {
         let op = call.op;
         let base = match call.service {
@@ -515,6 +538,9 @@ impl PcaClient {
         if matches!(call.service, Service::Pca) {
             // The adaptive rate learns from every PCA answer (a 429 cuts it).
             self.limiter.observe(started, outcome);
+            if matches!(outcome, CallOutcome::Status(_)) {
+                self.note_answer_time(elapsed);
+            }
         }
         if let Some(o) = &self.observer {
             o.attempt(op, outcome, elapsed);
