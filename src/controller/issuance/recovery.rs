@@ -182,7 +182,7 @@ pub async fn search(
     let first_pass = target.intent.searched.is_none();
     let (first, quick_exports) = if first_pass {
         let first = list(client, target, 0).await?;
-        let quick = quick_look(&first, target, hint)?;
+        let quick = quick_look(&first, target, hint, checked)?;
         if let Some((id, exported)) = rule_out(client, target, &quick, checked, strangers).await? {
             return Ok(Search::Found { id, exported });
         }
@@ -293,7 +293,12 @@ fn nearest(
 /// past the attempt (or holds the whole list): a lost answer is normally recent, so its
 /// certificate is found with one list call and one export instead of after the whole window
 /// was read (several round trips, longer than a chaos leader lived).
-fn quick_look(first: &CertificateList, target: &Target<'_>, hint: (i64, i64)) -> Result<Vec<(i64, String)>, PcaError> {
+fn quick_look(
+    first: &CertificateList,
+    target: &Target<'_>,
+    hint: (i64, i64),
+    checked: &HashSet<String>,
+) -> Result<Vec<(i64, String)>, PcaError> {
     let reaches_back = first
         .certificates
         .last()
@@ -307,7 +312,7 @@ fn quick_look(first: &CertificateList, target: &Target<'_>, hint: (i64, i64)) ->
     let (from, _) = target.window();
     let mut on_page = Vec::new();
     take(first, from, &|cert, at| target.may_be_ours(cert, at), &mut on_page)?;
-    Ok(nearest(&on_page, hint, &HashSet::new(), NEAREST_FIRST))
+    Ok(nearest(&on_page, hint, checked, NEAREST_FIRST))
 }
 
 /// Exports the candidates (a few at a time) and returns the one issued for the request, if
