@@ -193,6 +193,37 @@ mod tests {
         assert_eq!(d.identities(), [b_id].into_iter().flatten().collect());
     }
 
+    /// A request's own recorded id (a hand-over the searching process has seen through its
+    /// watch but not yet in the copy of the request it holds) is never ruled out as another's;
+    /// a finished or deleted request claims nothing.
+    #[test]
+    fn recorded_ids_are_claimed_by_unfinished_requests_for_the_others_only() {
+        let d = Delivered::default();
+        let (mut own, _) = request("a", None);
+        own.metadata.annotations = Some([(CERTIFICATE_ID_ANNOTATION.to_owned(), "uid-a/own-id".to_owned())].into());
+        d.observe(&Event::Apply(own.clone()));
+        let (other, _) = request("b", None);
+        assert!(d.claimed_by_others(&own).is_empty());
+        assert_eq!(d.claimed_by_others(&other), ["own-id".to_owned()].into());
+        let mut stale = own.clone();
+        stale.metadata.uid = Some("uid-a-recreated".into());
+        d.observe(&Event::Apply(stale));
+        assert!(d.claimed_by_others(&other).is_empty(), "bound to another UID: no claim");
+        let (mut issued, _) = request("a", Some(&[0x01]));
+        issued.metadata.annotations = own.metadata.annotations.clone();
+        d.observe(&Event::Apply(issued));
+        assert!(
+            d.claimed_by_others(&other).is_empty(),
+            "a finished request claims nothing"
+        );
+        d.observe(&Event::Apply(own.clone()));
+        d.observe(&Event::Delete(own));
+        assert!(
+            d.claimed_by_others(&other).is_empty(),
+            "a deleted request claims nothing"
+        );
+    }
+
     #[test]
     fn a_relist_forgets_requests_deleted_while_the_watch_was_down() {
         let d = Delivered::default();

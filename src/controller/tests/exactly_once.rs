@@ -602,23 +602,6 @@ async fn recovery_does_not_export_certificates_other_requests_have_recorded() {
     issued_with_one_export(&w, &c, cr).await;
 }
 
-/// A request's own recorded id (a hand-over the searching process has seen through its watch
-/// but not yet in the request it holds) is never ruled out as another's.
-#[test]
-fn a_requests_own_recorded_id_is_not_claimed_by_another() {
-    let uid = "0f0f0f0f-0000-4000-8000-000000000014";
-    let mut own = request_json(&csr(false, &["own.example"]), false, approved(), "CCMIssuer");
-    own["metadata"]["uid"] = json!(uid);
-    own["metadata"]["annotations"] = json!({CERTIFICATE_ID_ANNOTATION: format!("{uid}/own-id")});
-    let own: CertificateRequest = serde_json::from_value(own).expect("request");
-    let delivered = crate::controller::certificate_request::delivered::Delivered::default();
-    delivered.observe(&kube::runtime::watcher::Event::Apply(own.clone()));
-    assert!(delivered.claimed_by_others(&own).is_empty());
-    let mut other = own.clone();
-    other.metadata.name = Some("other".into());
-    assert_eq!(delivered.claimed_by_others(&other), ["own-id".to_owned()].into());
-}
-
 /// Found by the chaos suite: a pass that took longer than its leader lived (a slow PCA, 4
 /// exports at a time) recorded nothing, so leaders killed every 5–15 s repeated the same first
 /// candidates for ever. A pass whose time is up records its position after the batch at hand.
