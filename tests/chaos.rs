@@ -12,7 +12,6 @@
 mod support;
 
 use std::{
-    collections::BTreeMap,
     process::ExitCode,
     sync::{
         Arc,
@@ -177,67 +176,6 @@ async fn all_ready(stack: &Stack, ns: &str, n: usize, timeout: Duration) -> Resu
     }
 }
 
-/// Every request issued exactly once at the mock, by public key and in total. Requests of one
-/// Certificate may share a key (cert-manager makes a second request when its cache lags and
-/// keeps the key until one is issued), so certificates are counted per key against the
-/// requests with that key; Certificates keep their requests (`revisionHistoryLimit`). CA
-/// requests may have been issued a second time only where the controller said so in an event
-/// (their outcome cannot be established at the PCA; README, "How it stays correct").
-async fn exactly_once(stack: &Stack, ns: &str) -> Result<(usize, u64)> {
-    let items = all_requests_final(stack, ns).await?;
-    let events = ccm_e2e_events(stack, ns, "ReissuedAfterUnknownOutcome").await?;
-    let mut by_key: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for cr in &items {
-        ensure!(
-            cr.ready_reason() == Some("Issued"),
-            "{} is {:?}",
-            cr.name_any(),
-            cr.ready_reason()
-        );
-        let entry = by_key.entry(request_key_hash(cr)?).or_default();
-        entry.0 += 1;
-        if cr.spec.is_ca == Some(true) {
-            entry.1 += events.get(&cr.name_any()).copied().unwrap_or(0);
-        }
-    }
-    let (mut issued_total, mut ca_reissues) = (0, 0);
-    for (key, (requests, allowed_reissues)) in &by_key {
-        let n = issued_for(stack, key).await;
-        ensure!(
-            n >= *requests && n - requests <= *allowed_reissues,
-            "{n} certificates for {requests} request(s) with key {key} ({allowed_reissues} documented CA re-issues)"
-        );
-        ca_reissues += n - requests;
-        issued_total += n;
-    }
-    let stats = stack.mock.lock().await.stats();
-    ensure!(
-        stats.issued.total == issued_total,
-        "the mock issued {} certificates for {} requests ({issued_total} expected)",
-        stats.issued.total,
-        items.len()
-    );
-    Ok((items.len(), ca_reissues))
-}
-
-/// The requests of `ns` once every one has a final Ready reason. All Certificates Ready is not
-/// enough: cert-manager's trigger controller can see a just-issued Certificate's Secret as
-/// missing and make one more request for the same key (seen in CI: b0056-2 created 2 ms after
-/// b0056-1 was Issued), which the controller is still signing when the last Certificate turns
-/// Ready.
-async fn all_requests_final(stack: &Stack, ns: &str) -> Result<Vec<CertificateRequest>> {
-    eventually(
-        &format!("every request in {ns} final"),
-        Duration::from_secs(120),
-        async || {
-            let items = requests(stack, ns).await?.items;
-            let finished = |cr: &CertificateRequest| matches!(cr.ready_reason(), Some("Issued" | "Failed" | "Denied"));
-            Ok(items.iter().all(finished).then_some(items))
-        },
-    )
-    .await
-}
-
 /// Deletes the Certificates and CertificateRequests of `ns` (no controller is running).
 async fn forget_requests(stack: &Stack, ns: &str) -> Result<()> {
     let client = stack.client().await?;
@@ -249,22 +187,6 @@ async fn forget_requests(stack: &Stack, ns: &str) -> Result<()> {
         .delete_collection(&DeleteParams::default(), &lp)
         .await?;
     Ok(())
-}
-
-/// Events of one reason per involved object name.
-async fn ccm_e2e_events(stack: &Stack, ns: &str, reason: &str) -> Result<BTreeMap<String, u64>> {
-    use k8s_openapi::api::events::v1::Event;
-    let api: Api<Event> = Api::namespaced(stack.client().await?, ns);
-    let mut out = BTreeMap::new();
-    for e in api.list(&ListParams::default()).await?.items {
-        if e.reason.as_deref() == Some(reason)
-            && let Some(name) = e.regarding.and_then(|r| r.name)
-        {
-            let count = e.series.map(|s| u64::try_from(s.count).unwrap_or(1)).unwrap_or(1);
-            *out.entry(name).or_default() += count;
-        }
-    }
-    Ok(out)
 }
 
 /// PCA calls the service answered (injected faults excluded), and injected ones.
@@ -455,7 +377,7 @@ fn chaos(stack: &Stack) -> Result<()> {
         let (kills, failovers, exits) = kills?;
         let took = started.elapsed();
         stack.mock.lock().await.set_faults(Default::default()).map_err(anyhow::Error::msg)?;
-        let (requests, ca_reissues) = exactly_once(stack, ns).await?;
+        let (requests, ca_reissues) = exactly_once(stack, ns, async || stack.mock.lock().await.stats()).await?;
         let (answered, injected) = pca_calls(stack).await;
         for name in REPLICAS {
             if stack.replica_port(name).is_some() {
@@ -507,7 +429,7 @@ fn backlog(stack: &Stack) -> Result<()> {
         all_ready(stack, ns, scale.backlog, scale.timeout).await?;
         let took = started.elapsed();
         stack.mock.lock().await.set_faults(Default::default()).map_err(anyhow::Error::msg)?;
-        let (requests, _) = exactly_once(stack, ns).await?;
+        let (requests, _) = exactly_once(stack, ns, async || stack.mock.lock().await.stats()).await?;
         stack.stop_replica("backlog", Signal::Term).await?;
         eprintln!(
             "[chaos] backlog: {} Certificates Ready in {:.0}s at the default adaptive PCA rate with 10% throttling and --max-retry-duration {}: {requests} requests, 0 Failed, exactly one certificate each",
