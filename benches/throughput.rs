@@ -85,6 +85,36 @@ where
     })
 }
 
+/// Records when each CertificateRequest of a namespace is first seen: when cert-manager has made
+/// the request, i.e. when the issuer could start on it.
+fn track_requests(
+    api: Api<CertificateRequest>,
+    seen: Arc<Mutex<HashMap<String, Instant>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(cr)) = events.next().await {
+            seen.lock().unwrap().entry(cr.name_any()).or_insert_with(Instant::now);
+        }
+    })
+}
+
+/// Counts of `instants` in each [`TIMELINE_STEP`] after `start`.
+fn timeline<'a>(start: Instant, instants: impl Iterator<Item = &'a Instant>) -> Vec<usize> {
+    let mut steps = Vec::new();
+    for at in instants {
+        let step = (at.saturating_duration_since(start).as_secs_f64() / TIMELINE_STEP.as_secs_f64()) as usize;
+        if steps.len() <= step {
+            steps.resize(step + 1, 0);
+        }
+        steps[step] += 1;
+    }
+    steps
+}
+
 fn certificate_status(c: &DynamicObject) -> Option<bool> {
     condition(c, "Ready").and_then(|r| (r.0 == "True").then_some(true))
 }
@@ -143,11 +173,25 @@ struct RunResult {
     controller_cpu: f64,
     cert_manager_cpu: f64,
     controller_hwm_kib: u64,
+    /// Certificates turning Ready in each [`TIMELINE_STEP`] from the start (ramp, steady, tail).
+    timeline: Vec<usize>,
+    /// CertificateRequests first seen in each [`TIMELINE_STEP`] from the start.
+    requests_timeline: Vec<usize>,
+    /// Seconds from the start to the first CertificateRequest (cert-manager's own lead time).
+    first_request: f64,
 }
+
+/// The width of one step of a run's timeline.
+const TIMELINE_STEP: Duration = Duration::from_secs(20);
 
 impl RunResult {
     fn rate(&self) -> f64 {
         self.certificates as f64 / self.seconds
+    }
+
+    /// Certificates per second from cert-manager's first request on: the issuer's own rate.
+    fn issuer_rate(&self) -> f64 {
+        self.certificates as f64 / (self.seconds - self.first_request)
     }
 
     fn apiserver_total(&self) -> u64 {
@@ -221,6 +265,8 @@ async fn run_certificates(
     let api = certificates(&client, ns);
     let times: Shared = Arc::default();
     let tracker = track(api.clone(), times.clone(), certificate_status);
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let request_tracker = track_requests(Api::namespaced(client.clone(), ns), seen.clone());
     let pid = stack.controller_pid().expect("controller running");
     let cm_pid = stack.cp.cert_manager().expect("cert-manager").pid();
     let before = apiserver_requests(stack).await?;
@@ -251,6 +297,7 @@ async fn run_certificates(
     let (cpu_after, hwm) = process_usage(pid)?;
     let (cm_cpu_after, _) = process_usage(cm_pid)?;
     tracker.abort();
+    request_tracker.abort();
     let (_, _, _, failed) = request_counts(&client, ns).await?;
     let mut to_ready: Vec<f64> = {
         let t = times.lock().unwrap();
@@ -264,7 +311,15 @@ async fn run_certificates(
             .collect()
     };
     to_ready.sort_by(f64::total_cmp);
+    let seen = seen.lock().unwrap();
+    let first_request = seen
+        .values()
+        .min()
+        .map_or(f64::NAN, |at| at.saturating_duration_since(started).as_secs_f64());
     Ok(RunResult {
+        timeline: timeline(started, times.lock().unwrap().ready.values()),
+        requests_timeline: timeline(started, seen.values()),
+        first_request,
         label: label.to_owned(),
         certificates: n,
         seconds: last.duration_since(started).as_secs_f64(),
@@ -328,9 +383,18 @@ async fn throttled(stack: &Stack, n: usize, limits: &[u64]) -> Result<()> {
     }
     for (tps, r) in &results {
         println!(
-            "--max-tps {tps}: {:.2} certificates/s = {:.2} × N/2",
+            "--max-tps {tps}: {:.2} certificates/s = {:.2} × N/2; from the first CertificateRequest ({:.1} s after the Certificates were created) to the last Ready: {:.2}/s = {:.2} × N/2",
             r.rate(),
-            r.rate() / (*tps as f64 / 2.0)
+            r.rate() / (*tps as f64 / 2.0),
+            r.first_request,
+            r.issuer_rate(),
+            r.issuer_rate() / (*tps as f64 / 2.0),
+        );
+        println!(
+            "    per {} s: requests made by cert-manager {:?}; Certificates Ready {:?}",
+            TIMELINE_STEP.as_secs(),
+            r.requests_timeline,
+            r.timeline,
         );
     }
     Ok(())
