@@ -8,6 +8,9 @@
 //! * `adaptive`: CertificateRequests created directly (no Certificate machinery in the way)
 //!   against mocks admitting N = 5, 20, 100 calls/s: ramp, steady certificates/s, 429 share.
 //!
+//! Each timed run starts once the cluster is quiet (see `settle`), so no run pays for the work
+//! the run before it left behind.
+//!
 //! Run: `cargo bench --bench throughput` (the control-plane tools come from `CCM_E2E_TOOLS`,
 //! else `e2e-tools/build.sh` is run, which returns at once when they are cached).
 //! Environment: `CCM_BENCH_PARTS` (comma-separated, default all three),
@@ -252,6 +255,44 @@ fn mock_calls(mock: &Embedded) -> (u64, u64) {
 }
 
 /// Issues `n` Certificates through `issuer_ref` in a fresh namespace and measures it.
+/// Quiet: the control plane's processes and the controller together used under this share of
+/// one core over [`SETTLE_WINDOW`].
+const SETTLE_CPU_SHARE: f64 = 0.15;
+const SETTLE_WINDOW: Duration = Duration::from_secs(2);
+const SETTLE_MAX: Duration = Duration::from_secs(180);
+
+/// Waits until the cluster is quiet before a timed part starts, so a part does not pay for work
+/// the part before it left behind: after the side-by-side part's 1,040 Certificates, cert-manager
+/// went on finishing their Secrets and requests, and the next part's first CertificateRequest
+/// came up to 21 s after its Certificates were created (that wait counted against the issuer).
+/// Returns how long it waited and the share of a core used in the last window.
+async fn settle(stack: &Stack) -> (Duration, f64) {
+    let started = Instant::now();
+    let pids: Vec<u32> = stack
+        .cp
+        .child_pids()
+        .into_iter()
+        .map(|(_, pid)| pid)
+        .chain(stack.controller_pid())
+        .collect();
+    let cpu = || -> f64 {
+        pids.iter()
+            .filter_map(|&pid| process_usage(pid).ok())
+            .map(|(c, _)| c)
+            .sum()
+    };
+    let mut before = cpu();
+    loop {
+        tokio::time::sleep(SETTLE_WINDOW).await;
+        let now = cpu();
+        let share = (now - before) / SETTLE_WINDOW.as_secs_f64();
+        if share < SETTLE_CPU_SHARE || started.elapsed() >= SETTLE_MAX {
+            return (started.elapsed(), share);
+        }
+        before = now;
+    }
+}
+
 async fn run_certificates(
     stack: &Stack,
     mock: &Embedded,
@@ -269,6 +310,12 @@ async fn run_certificates(
     let request_tracker = track_requests(Api::namespaced(client.clone(), ns), seen.clone());
     let pid = stack.controller_pid().expect("controller running");
     let cm_pid = stack.cp.cert_manager().expect("cert-manager").pid();
+    let (waited, share) = settle(stack).await;
+    eprintln!(
+        "{label}: cluster quiet after {:.0} s ({:.0} % of a core)",
+        waited.as_secs_f64(),
+        share * 100.0
+    );
     let before = apiserver_requests(stack).await?;
     let (calls_before, throttled_before) = mock_calls(mock);
     let (cpu_before, _) = process_usage(pid)?;
@@ -419,6 +466,12 @@ async fn adaptive_one(stack: &Stack, client: &Client, tps: u64, seconds: u64) ->
             "v1",
             "CertificateRequest",
         )),
+    );
+    let (waited, share) = settle(stack).await;
+    eprintln!(
+        "adaptive {tps}: cluster quiet after {:.0} s ({:.0} % of a core)",
+        waited.as_secs_f64(),
+        share * 100.0
     );
     let started = Instant::now();
     let end = started + Duration::from_secs(seconds);
