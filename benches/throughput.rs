@@ -254,7 +254,6 @@ fn mock_calls(mock: &Embedded) -> (u64, u64) {
     (answered, throttled)
 }
 
-/// Issues `n` Certificates through `issuer_ref` in a fresh namespace and measures it.
 /// Quiet: the control plane's processes and the controller together used under this share of
 /// one core over [`SETTLE_WINDOW`].
 const SETTLE_CPU_SHARE: f64 = 0.15;
@@ -265,8 +264,8 @@ const SETTLE_MAX: Duration = Duration::from_secs(180);
 /// the part before it left behind: after the side-by-side part's 1,040 Certificates, cert-manager
 /// went on finishing their Secrets and requests, and the next part's first CertificateRequest
 /// came up to 21 s after its Certificates were created (that wait counted against the issuer).
-/// Returns how long it waited and the share of a core used in the last window.
-async fn settle(stack: &Stack) -> (Duration, f64) {
+/// Says on stderr how long it waited, and when it gave up after [`SETTLE_MAX`].
+async fn settle(stack: &Stack, label: &str) {
     let started = Instant::now();
     let pids: Vec<u32> = stack
         .cp
@@ -286,13 +285,26 @@ async fn settle(stack: &Stack) -> (Duration, f64) {
         tokio::time::sleep(SETTLE_WINDOW).await;
         let now = cpu();
         let share = (now - before) / SETTLE_WINDOW.as_secs_f64();
-        if share < SETTLE_CPU_SHARE || started.elapsed() >= SETTLE_MAX {
-            return (started.elapsed(), share);
+        let waited = started.elapsed().as_secs_f64();
+        if share < SETTLE_CPU_SHARE {
+            eprintln!(
+                "{label}: cluster quiet after {waited:.0} s ({:.0} % of a core)",
+                share * 100.0
+            );
+            return;
+        }
+        if started.elapsed() >= SETTLE_MAX {
+            eprintln!(
+                "{label}: cluster still busy after {waited:.0} s ({:.0} % of a core); starting anyway",
+                share * 100.0
+            );
+            return;
         }
         before = now;
     }
 }
 
+/// Issues `n` Certificates through `issuer_ref` in a fresh namespace and measures it.
 async fn run_certificates(
     stack: &Stack,
     mock: &Embedded,
@@ -310,12 +322,7 @@ async fn run_certificates(
     let request_tracker = track_requests(Api::namespaced(client.clone(), ns), seen.clone());
     let pid = stack.controller_pid().expect("controller running");
     let cm_pid = stack.cp.cert_manager().expect("cert-manager").pid();
-    let (waited, share) = settle(stack).await;
-    eprintln!(
-        "{label}: cluster quiet after {:.0} s ({:.0} % of a core)",
-        waited.as_secs_f64(),
-        share * 100.0
-    );
+    settle(stack, label).await;
     let before = apiserver_requests(stack).await?;
     let (calls_before, throttled_before) = mock_calls(mock);
     let (cpu_before, _) = process_usage(pid)?;
@@ -467,12 +474,7 @@ async fn adaptive_one(stack: &Stack, client: &Client, tps: u64, seconds: u64) ->
             "CertificateRequest",
         )),
     );
-    let (waited, share) = settle(stack).await;
-    eprintln!(
-        "adaptive {tps}: cluster quiet after {:.0} s ({:.0} % of a core)",
-        waited.as_secs_f64(),
-        share * 100.0
-    );
+    settle(stack, &format!("adaptive {tps}")).await;
     let started = Instant::now();
     let end = started + Duration::from_secs(seconds);
     let mut next = 0usize;
