@@ -2,10 +2,13 @@
 //! half of them ccm-issuer's and half of cert-manager's own CA issuer, all issued; then the
 //! controller's RSS, and its start-to-ready time (process start to `/readyz`, i.e. every
 //! cache listed) and RSS after a restart, with the controller's CPU seconds and the API
-//! server's own time in the listing up to ready.
+//! server's own time in the listing up to ready. Each restart waits for a quiet cluster first
+//! (`settle`), so it is not timed against what cert-manager still finishes from the issuing.
 //!
 //! Run: `cargo bench --bench scale` (needs `export CCM_E2E_TOOLS=$(e2e-tools/build.sh)`).
-//! Environment: `CCM_BENCH_REQUESTS` (default 10000), `CCM_BENCH_RESTARTS` (default 3).
+//! Environment: `CCM_BENCH_REQUESTS` (default 10000), `CCM_BENCH_RESTARTS` (default 3),
+//! `CCM_BENCH_BASELINE_BIN` (another `ccm-issuer` build, e.g. the last release's: each restart
+//! then runs it first, then this build, on the same cluster).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code
 
 #[path = "../tests/support/mod.rs"]
@@ -15,8 +18,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use ccm_e2e::Signal;
-use futures::{StreamExt, TryStreamExt};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 use support::*;
 
@@ -34,57 +35,6 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// The API server's own time serving `LIST certificaterequests` so far (seconds) and the
-/// number of such calls: where a restart's listing spends its time, server or client.
-async fn list_seconds(stack: &Stack) -> Result<(f64, u64)> {
-    let text = stack
-        .client()
-        .await?
-        .request_text(http::Request::get("/metrics").body(Vec::new())?)
-        .await?;
-    let (mut seconds, mut calls) = (0.0, 0);
-    for line in text.lines() {
-        let wanted = line.contains("resource=\"certificaterequests\"") && line.contains("verb=\"LIST\"");
-        let value = || {
-            line.rsplit_once(' ')
-                .and_then(|(_, v)| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        if wanted && line.starts_with("apiserver_request_duration_seconds_sum{") {
-            seconds += value();
-        } else if wanted && line.starts_with("apiserver_request_duration_seconds_count{") {
-            calls += value() as u64;
-        }
-    }
-    Ok((seconds, calls))
-}
-
-/// Creates `n` CertificateRequests for `issuer_ref` in `ns`, 16 at a time.
-async fn create_requests(stack: &Stack, ns: &str, prefix: &str, n: usize, issuer_ref: &Value) -> Result<()> {
-    let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(
-        stack.client().await?,
-        ns,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest")),
-    );
-    futures::stream::iter(0..n)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let doc: Value = serde_json::from_str(&certificate_request_json(
-                    &format!("{prefix}{i:05}"),
-                    issuer_ref,
-                    false,
-                )?)?;
-                let obj: DynamicObject = serde_json::from_value(doc)?;
-                api.create(&PostParams::default(), &obj).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect::<()>()
-        .await
-}
-
 async fn wait_all_ready(stack: &Stack, ns: &str, n: usize) -> Result<()> {
     let client = stack.client().await?;
     eventually(
@@ -97,6 +47,30 @@ async fn wait_all_ready(stack: &Stack, ns: &str, n: usize) -> Result<()> {
         },
     )
     .await
+}
+
+/// Restarts the controller once the cluster is quiet and prints the restart's table row.
+async fn restart(stack: &Stack, label: &str) -> Result<()> {
+    stack.stop_controller(Signal::Term).await?;
+    settle(stack, &format!("restart {label}")).await;
+    let lists_before = apiserver_lists(stack, "certificaterequests").await?;
+    let started = Instant::now();
+    stack.start_controller().await?;
+    let ready = started.elapsed();
+    let pid = stack.controller_pid().expect("controller running");
+    let (cpu, _) = process_usage(pid)?;
+    let lists = apiserver_lists(stack, "certificaterequests").await?;
+    let rss = settled_rss(pid, Duration::from_secs(10)).await?;
+    let (_, hwm) = process_usage(pid)?;
+    println!(
+        "| {label} | {:.2} s | {cpu:.2} s | {:.2} s ({}) | {:.1} MiB | {:.1} MiB |",
+        ready.as_secs_f64(),
+        lists.0 - lists_before.0,
+        lists.1 - lists_before.1,
+        mib(rss),
+        mib(hwm)
+    );
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -145,25 +119,16 @@ fn main() -> Result<()> {
         println!(
             "\n| restart | start to ready | controller CPU to ready | API server time in LIST certificaterequests (calls) | RSS after 10 s | peak RSS (VmHWM) |\n|---|---|---|---|---|---|"
         );
+        // With a baseline build, each restart runs it and then this build, alternately, on
+        // the same cluster.
+        let baseline = std::env::var_os("CCM_BENCH_BASELINE_BIN").map(std::path::PathBuf::from);
         for i in 1..=restarts {
-            stack.stop_controller(Signal::Term).await?;
-            let lists_before = list_seconds(&stack).await?;
-            let started = Instant::now();
-            stack.start_controller().await?;
-            let ready = started.elapsed();
-            let pid = stack.controller_pid().expect("controller running");
-            let (cpu, _) = process_usage(pid)?;
-            let lists = list_seconds(&stack).await?;
-            let rss = settled_rss(pid, Duration::from_secs(10)).await?;
-            let (_, hwm) = process_usage(pid)?;
-            println!(
-                "| {i} | {:.2} s | {cpu:.2} s | {:.2} s ({}) | {:.1} MiB | {:.1} MiB |",
-                ready.as_secs_f64(),
-                lists.0 - lists_before.0,
-                lists.1 - lists_before.1,
-                mib(rss),
-                mib(hwm)
-            );
+            if let Some(path) = &baseline {
+                stack.use_controller_binary(Some(path.clone()));
+                restart(&stack, &format!("{i} (baseline)")).await?;
+                stack.use_controller_binary(None);
+            }
+            restart(&stack, &i.to_string()).await?;
         }
         anyhow::Ok(())
     });

@@ -254,56 +254,6 @@ fn mock_calls(mock: &Embedded) -> (u64, u64) {
     (answered, throttled)
 }
 
-/// Quiet: the control plane's processes and the controller together used under this share of
-/// one core over [`SETTLE_WINDOW`].
-const SETTLE_CPU_SHARE: f64 = 0.15;
-const SETTLE_WINDOW: Duration = Duration::from_secs(2);
-const SETTLE_MAX: Duration = Duration::from_secs(180);
-
-/// Waits until the cluster is quiet before a timed part starts, so a part does not pay for work
-/// the part before it left behind: after the side-by-side part's 1,040 Certificates, cert-manager
-/// went on finishing their Secrets and requests, and the next part's first CertificateRequest
-/// came up to 21 s after its Certificates were created (that wait counted against the issuer).
-/// Says on stderr how long it waited, and when it gave up after [`SETTLE_MAX`].
-async fn settle(stack: &Stack, label: &str) {
-    let started = Instant::now();
-    let pids: Vec<u32> = stack
-        .cp
-        .child_pids()
-        .into_iter()
-        .map(|(_, pid)| pid)
-        .chain(stack.controller_pid())
-        .collect();
-    let cpu = || -> f64 {
-        pids.iter()
-            .filter_map(|&pid| process_usage(pid).ok())
-            .map(|(c, _)| c)
-            .sum()
-    };
-    let mut before = cpu();
-    loop {
-        tokio::time::sleep(SETTLE_WINDOW).await;
-        let now = cpu();
-        let share = (now - before) / SETTLE_WINDOW.as_secs_f64();
-        let waited = started.elapsed().as_secs_f64();
-        if share < SETTLE_CPU_SHARE {
-            eprintln!(
-                "{label}: cluster quiet after {waited:.0} s ({:.0} % of a core)",
-                share * 100.0
-            );
-            return;
-        }
-        if started.elapsed() >= SETTLE_MAX {
-            eprintln!(
-                "{label}: cluster still busy after {waited:.0} s ({:.0} % of a core); starting anyway",
-                share * 100.0
-            );
-            return;
-        }
-        before = now;
-    }
-}
-
 /// Issues `n` Certificates through `issuer_ref` in a fresh namespace and measures it.
 async fn run_certificates(
     stack: &Stack,

@@ -44,6 +44,7 @@ fn main() -> std::process::ExitCode {
             ("wrong_credentials_then_fixed_without_restart", wrong_credentials),
             ("pca_outage_keeps_requests_pending", pca_outage),
             ("crash_after_issue_before_status_yields_one_certificate", crash_safety),
+            ("restart_lists_every_page_once", restart_lists_every_page_once),
             ("stale_writes_are_refused_by_the_apiserver", stale_writes_refused),
             ("health_metrics_and_graceful_shutdown", health_and_shutdown),
             ("secret_key_never_in_controller_logs", no_secret_in_logs),
@@ -513,6 +514,59 @@ fn crash_safety(stack: &Stack) -> Result<()> {
         ensure!(stack.mock.lock().await.stats().issued.total == issued_before + 1, "no other issuance");
         let metrics = stack.metrics().await?;
         ensure!(metrics.contains(r#"ccm_issuer_duplicates_avoided_total{reason="Recovered"} 1"#), "the restarted controller recovered it:\n{metrics}");
+        Ok(())
+    })
+}
+
+// --- A restart in a cluster of more requests than one page ------------------------------------
+
+/// The request watch lists 250 requests a page (`REQUEST_PAGE` in the controller's runtime).
+/// On the real API server, a restarted controller in a cluster of several pages gets every
+/// page (ours are on the last), asks for each once (a refused continuation would make the
+/// watcher list again), and is ready only then.
+fn restart_lists_every_page_once(stack: &Stack) -> Result<()> {
+    stack.rt.block_on(async {
+        let ns = "paged";
+        issuer_in(stack, ns).await?;
+        stack.stop_controller(Signal::Term).await?;
+        // 600 requests for an issuer nobody serves (never approved, never signed), then two of
+        // ours, last in the list's order (namespace, name).
+        let nobodys = serde_json::json!({"group": "other.example.com", "kind": "OtherIssuer", "name": "x"});
+        let ours = serde_json::json!({"group": "ccm-issuer.ccm.com", "kind": "CCMIssuer", "name": "pca"});
+        create_requests(stack, ns, "a-", 600, &nobodys).await?;
+        create_requests(stack, ns, "z-", 2, &ours).await?;
+        let client = stack.client().await?;
+        let all: Api<CertificateRequest> = Api::all(client.clone());
+        let pages = all.list(&Default::default()).await?.items.len().div_ceil(250);
+        ensure!(pages >= 3, "{pages} pages");
+
+        let before = apiserver_requests(stack).await?;
+        stack.start_controller().await?;
+        let delta = request_delta(&before, &apiserver_requests(stack).await?);
+        let lists = delta
+            .get(&("LIST".to_owned(), "certificaterequests".to_owned(), String::new()))
+            .copied()
+            .unwrap_or(0);
+        // Besides the pages, start-up makes two one-request lists: the CRD check and the
+        // field-selector probe.
+        ensure!(
+            lists == pages as u64 + 2,
+            "{lists} LIST calls for {pages} pages: {delta:?}"
+        );
+
+        let api: Api<CertificateRequest> = Api::namespaced(client, ns);
+        eventually("ours, on the last page, signed", Duration::from_secs(60), async || {
+            let mut ready = 0;
+            for name in ["z-00000", "z-00001"] {
+                let cr = api.get(name).await?;
+                ready += usize::from(cr.condition("Ready").is_some_and(|c| c.status == "True"));
+            }
+            Ok((ready == 2).then_some(()))
+        })
+        .await?;
+        // Later restarts in this binary need not list them.
+        api.delete_collection(&DeleteParams::default(), &Default::default())
+            .await?;
         Ok(())
     })
 }

@@ -26,10 +26,11 @@ use ccm_mock_pca::{
     ca::KeyAlgorithm,
     embedded::{Embedded, EmbeddedOptions},
 };
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::Secret};
 use kube::{
     Api, Client, ResourceExt,
-    api::{DynamicObject, ListParams},
+    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams},
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
@@ -96,6 +97,8 @@ pub struct Stack {
     pub mock_ca_file: PathBuf,
     controller: Mutex<Option<ManagedProcess>>,
     controller_kubeconfig: Mutex<PathBuf>,
+    /// Another build to run than the one built with this test (benchmark baselines).
+    controller_binary: Mutex<Option<PathBuf>>,
     controller_restarts: Mutex<u32>,
     controller_args: Vec<String>,
     pub health_port: u16,
@@ -168,6 +171,7 @@ impl Stack {
             mock_ca_file,
             controller: Mutex::new(None),
             controller_kubeconfig: Mutex::new(cp.kubeconfig_path().to_owned()),
+            controller_binary: Mutex::new(None),
             controller_restarts: Mutex::new(0),
             controller_args: options.controller_args,
             health_port: free_port()?,
@@ -194,6 +198,12 @@ impl Stack {
         *self.controller_kubeconfig.lock().unwrap_or_else(|e| e.into_inner()) = path;
     }
 
+    /// Runs another `ccm-issuer` binary from the next controller start on (`None`: the one
+    /// built with this test), e.g. a benchmark's baseline build.
+    pub fn use_controller_binary(&self, path: Option<PathBuf>) {
+        *self.controller_binary.lock().unwrap_or_else(|e| e.into_inner()) = path;
+    }
+
     /// Starts `ccm-issuer controller` and waits for `/readyz`.
     pub async fn start_controller(&self) -> Result<()> {
         let restarts = {
@@ -214,7 +224,13 @@ impl Stack {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccm-issuer"));
+        let binary = self
+            .controller_binary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ccm-issuer")));
+        let mut cmd = Command::new(binary);
         cmd.arg("controller")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
@@ -809,6 +825,84 @@ pub fn finish_bench(stack: &Stack, result: Result<()>) -> Result<()> {
     result
 }
 
+/// Quiet: the control plane's processes and the controller together used under this share of
+/// one core over [`SETTLE_WINDOW`].
+const SETTLE_CPU_SHARE: f64 = 0.15;
+const SETTLE_WINDOW: Duration = Duration::from_secs(2);
+const SETTLE_MAX: Duration = Duration::from_secs(180);
+
+/// Waits until the cluster is quiet before a timed part of a benchmark starts, so a part does
+/// not pay for work the part before it left behind: after the throughput bench's side-by-side
+/// part's 1,040 Certificates, cert-manager went on finishing their Secrets and requests, and the
+/// next part's first CertificateRequest came up to 21 s after its Certificates were created
+/// (that wait counted against the issuer). Says on stderr how long it waited, and when it gave
+/// up after [`SETTLE_MAX`].
+pub async fn settle(stack: &Stack, label: &str) {
+    let started = Instant::now();
+    let pids: Vec<u32> = stack
+        .cp
+        .child_pids()
+        .into_iter()
+        .map(|(_, pid)| pid)
+        .chain(stack.controller_pid())
+        .collect();
+    let cpu = || -> f64 {
+        pids.iter()
+            .filter_map(|&pid| process_usage(pid).ok())
+            .map(|(c, _)| c)
+            .sum()
+    };
+    let mut before = cpu();
+    loop {
+        tokio::time::sleep(SETTLE_WINDOW).await;
+        let now = cpu();
+        let share = (now - before) / SETTLE_WINDOW.as_secs_f64();
+        let waited = started.elapsed().as_secs_f64();
+        if share < SETTLE_CPU_SHARE {
+            eprintln!(
+                "{label}: cluster quiet after {waited:.0} s ({:.0} % of a core)",
+                share * 100.0
+            );
+            return;
+        }
+        if started.elapsed() >= SETTLE_MAX {
+            eprintln!(
+                "{label}: cluster still busy after {waited:.0} s ({:.0} % of a core); starting anyway",
+                share * 100.0
+            );
+            return;
+        }
+        before = now;
+    }
+}
+
+/// The API server's own time serving `LIST` of `resource` so far (seconds) and the number of
+/// such calls, from its `apiserver_request_duration_seconds`: where a listing spends its
+/// time, server or client, and how many pages it asked for.
+pub async fn apiserver_lists(stack: &Stack, resource: &str) -> Result<(f64, u64)> {
+    let text = stack
+        .client()
+        .await?
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let wanted = format!("resource=\"{resource}\"");
+    let (mut seconds, mut calls) = (0.0, 0);
+    for line in text.lines() {
+        let ours = line.contains(&wanted) && line.contains("verb=\"LIST\"");
+        let value = || {
+            line.rsplit_once(' ')
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        if ours && line.starts_with("apiserver_request_duration_seconds_sum{") {
+            seconds += value();
+        } else if ours && line.starts_with("apiserver_request_duration_seconds_count{") {
+            calls += value() as u64;
+        }
+    }
+    Ok((seconds, calls))
+}
+
 /// CPU seconds (user + system) and peak RSS (KiB, `VmHWM`) of a process.
 pub fn process_usage(pid: u32) -> Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -829,6 +923,33 @@ pub fn process_usage(pid: u32) -> Result<(f64, u64)> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Ok((cpu, hwm))
+}
+
+/// Creates `n` CertificateRequests for `issuer_ref` in `ns` (named `prefix` and a five-digit
+/// number), 16 at a time.
+pub async fn create_requests(stack: &Stack, ns: &str, prefix: &str, n: usize, issuer_ref: &Value) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        stack.client().await?,
+        ns,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("cert-manager.io", "v1", "CertificateRequest")),
+    );
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let doc: Value = serde_json::from_str(&certificate_request_json(
+                    &format!("{prefix}{i:05}"),
+                    issuer_ref,
+                    false,
+                )?)?;
+                let obj: DynamicObject = serde_json::from_value(doc)?;
+                api.create(&PostParams::default(), &obj).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await
 }
 
 /// A CertificateRequest (JSON, one line) with a fresh P-256 CSR for `name`, naming the issuer
