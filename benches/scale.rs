@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use ccm_e2e::Signal;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 
 fn env_u64(name: &str, default: u64) -> u64 {
