@@ -22,7 +22,7 @@ use tracing::{instrument, warn};
 use self::{
     outcome::{Halt, Ignored, Issued, Outcome},
     plan::{Plan, plan, validity_for},
-    retry::{Budget, Phase, transient},
+    retry::{Attempt, Budget, Phase, transient},
     status::Written,
 };
 use super::{
@@ -178,15 +178,13 @@ async fn sign(tracked: &mut Tracked, ctx: &Context, issuer: &AnyIssuer, plan: &P
     let client = match ctx.pca.client_for(&ctx.client, issuer, Some(&ctx.secret_watches)).await {
         Ok(c) => c,
         Err(p) if p.retryable => {
-            return Err(transient(
-                tracked.object(),
-                ctx,
-                p.reason,
-                p.message,
-                Phase::Issue,
-                Budget::Limited,
-            )
-            .into());
+            // No PCA call was sent: the back-off is all this error costs.
+            let attempt = Attempt {
+                phase: Phase::Issue,
+                budget: Budget::Limited,
+                took: Duration::ZERO,
+            };
+            return Err(transient(tracked.object(), ctx, p.reason, p.message, attempt).into());
         }
         Err(p) => {
             let message = format!("Waiting for {}: {}", issuer.key(), p.message);
@@ -290,14 +288,17 @@ async fn issuance_outcome(cr: &CertificateRequest, ctx: &Context, issuer: &AnyIs
         )
     };
     match e {
-        IssuanceError::NotIssued(e) => pca_outcome(cr, ctx, issuer, e, Phase::Issue, Budget::Limited)
-            .await
-            .into(),
+        IssuanceError::NotIssued(e, attempt) => pca_outcome(cr, ctx, issuer, e, attempt).await.into(),
         IssuanceError::Unknown(e) | IssuanceError::Recovery(e) if e.is_credentials() => {
             refused_credentials(ctx, issuer, &e).await.into()
         }
         IssuanceError::Unknown(e) | IssuanceError::Recovery(e) => {
-            transient(cr, ctx, e.reason(), unknown(&e), Phase::Recover, Budget::Unlimited).into()
+            let attempt = Attempt {
+                phase: Phase::Recover,
+                budget: Budget::Unlimited,
+                took: ctx.config.pca_timeout,
+            };
+            transient(cr, ctx, e.reason(), unknown(&e), attempt).into()
         }
         IssuanceError::Undecided { message, wait } => {
             Outcome::unresolved(reasons::VERIFYING_EARLIER_ATTEMPT, message, wait).into()
@@ -319,6 +320,13 @@ async fn delivery_outcome(
     id: &str,
     e: SignError,
 ) -> Outcome {
+    // The export's own waits for the rate limiter happen inside the client: charged up to the
+    // call's time limit.
+    let delivery = |budget| Attempt {
+        phase: Phase::Deliver,
+        budget,
+        took: ctx.config.pca_timeout,
+    };
     match e {
         SignError::Mismatch { .. } => Outcome::failed(reasons::CERTIFICATE_MISMATCH, e.to_string()),
         SignError::Pca(e) if e.is_credentials() => refused_credentials(ctx, issuer, &e).await,
@@ -327,8 +335,7 @@ async fn delivery_outcome(
             ctx,
             e.reason(),
             format!("PCA certificate {id} was issued for this request but cannot be exported yet: {e}"),
-            Phase::Deliver,
-            Budget::Limited,
+            delivery(Budget::Limited),
         ),
         // An unusable answer (not JSON, a field missing or of the wrong type, too large) may be
         // a passing fault; it is retried within the budget, then reported.
@@ -337,16 +344,14 @@ async fn delivery_outcome(
             ctx,
             e.reason(),
             format!("PCA certificate {id} was issued for this request; its export answer cannot be used: {e}"),
-            Phase::Deliver,
-            Budget::Limited,
+            delivery(Budget::Limited),
         ),
         SignError::Pca(e) if e.is_retryable() => transient(
             cr,
             ctx,
             e.reason(),
             format!("PCA certificate {id} was issued for this request; exporting it failed: {e}"),
-            Phase::Deliver,
-            Budget::Unlimited,
+            delivery(Budget::Unlimited),
         ),
         SignError::Pca(e) => Outcome::failed(
             e.reason(),
@@ -355,22 +360,27 @@ async fn delivery_outcome(
     }
 }
 
-/// Credential errors wait for the issuer; transient ones retry with back-off; the rest fail at
-/// once with the PCA's code, message and request id.
+/// An issue call's error, after an attempt that took `took`: credential errors wait for the
+/// issuer; transient ones retry with back-off; the rest fail at once with the PCA's code,
+/// message and request id.
 async fn pca_outcome(
     cr: &CertificateRequest,
     ctx: &Context,
     issuer: &AnyIssuer,
     e: PcaError,
-    phase: Phase,
-    budget: Budget,
+    took: Duration,
 ) -> Outcome {
     let issue_call = e.operation() == Some(Operation::CreateCertificateByCsr);
     if e.is_credentials() || (issue_call && e.is_not_found()) {
         return refused_credentials(ctx, issuer, &e).await;
     }
     if e.is_retryable() {
-        return transient(cr, ctx, e.reason(), e.to_string(), phase, budget);
+        let attempt = Attempt {
+            phase: Phase::Issue,
+            budget: Budget::Limited,
+            took,
+        };
+        return transient(cr, ctx, e.reason(), e.to_string(), attempt);
     }
     Outcome::failed(e.reason(), format!("The PCA refused the request: {e}"))
 }

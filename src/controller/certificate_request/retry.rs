@@ -2,7 +2,8 @@
 //! (`--max-retry-duration`) counted per *episode* — from the first transient error of the
 //! current phase, never from the request's creation — and only for time the errors cost: each
 //! error charges the time since the previous one, but at most the back-off that error was given
-//! plus one call. So time spent waiting for approval, an issuer, the lease, the issuer's slots
+//! plus the time its own attempt took (from sending: the issue call's wait for the rate
+//! limiter before it is excluded). So time spent waiting for approval, an issuer, the lease, the issuer's slots
 //! or the rate limiter behind a backlog does not count, and a restart does not reset it.
 //!
 //! The episode is an annotation on the request (`<uid>/<first error ms>/<phase>/<last error
@@ -61,6 +62,18 @@ pub enum Budget {
     Unlimited,
 }
 
+/// The failed attempt an error ends, as the retry budget sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// Its phase.
+    pub phase: Phase,
+    /// Whether the budget may fail the request.
+    pub budget: Budget,
+    /// How long the attempt itself took, from sending (the waits before it, such as the rate
+    /// limiter's, excluded); the call's time limit where the waits cannot be told apart.
+    pub took: Duration,
+}
+
 /// The current retry episode of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Episode {
@@ -111,7 +124,7 @@ impl Episode {
     }
 
     /// The episode after an error at `now_ms`: charged the time since the previous error, at
-    /// most the back-off that error was given plus `call` (one attempt's time limit).
+    /// most the back-off that error was given plus `call` (the failed attempt's own time).
     pub fn charge(self, now_ms: i64, call: Duration) -> Episode {
         if self.new {
             return self;
@@ -152,15 +165,14 @@ pub fn transient(
     ctx: &Context,
     cause: &'static str,
     message: String,
-    phase: Phase,
-    budget: Budget,
+    attempt: Attempt,
 ) -> Outcome {
     let now = jiff::Timestamp::now().as_millisecond();
     let uid = cr.metadata.uid.as_deref().unwrap_or_default();
-    let episode = Episode::current(cr, uid, phase, now).charge(now, ctx.config.pca_timeout);
+    let episode = Episode::current(cr, uid, attempt.phase, now).charge(now, attempt.took);
     let elapsed = episode.charged();
     let limit = ctx.config.max_retry_duration;
-    if budget == Budget::Limited && elapsed > limit {
+    if attempt.budget == Budget::Limited && elapsed > limit {
         return Outcome::failed(
             cause,
             format!(

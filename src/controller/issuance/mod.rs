@@ -49,9 +49,10 @@ const SEND_SLACK: Duration = Duration::from_secs(5);
 /// Why no certificate id is available yet.
 #[derive(Debug, thiserror::Error)]
 pub enum IssuanceError {
-    /// The issue call failed and certainly issued nothing (refused, throttled, not sent).
-    #[error(transparent)]
-    NotIssued(PcaError),
+    /// The issue call failed and certainly issued nothing (refused, throttled, not sent), after
+    /// an attempt of this long (from sending; the rate limiter's wait before it excluded).
+    #[error("{0}")]
+    NotIssued(PcaError, Duration),
     /// The issue call failed after it may have reached the PCA: the outcome is unknown until
     /// recovery decides it.
     #[error("the issue call's outcome is unknown: {0}")]
@@ -277,8 +278,15 @@ async fn issue(
     request: &SignRequest<'_>,
 ) -> Result<Obtained, IssuanceError> {
     // Everything that may wait comes before the intent, so its deadline bounds the call alone.
-    client.domain_id().await.map_err(IssuanceError::NotIssued)?;
+    let asked = tokio::time::Instant::now();
+    client
+        .domain_id()
+        .await
+        .map_err(|e| IssuanceError::NotIssued(e, asked.elapsed()))?;
     let turn = client.wait_for_turn().await;
+    // The attempt's own time (intent write and call) is what a failure charges to the retry
+    // budget; the wait for the turn above is not.
+    let sent = tokio::time::Instant::now();
     if !ctx.fence.holds() {
         return Err(IssuanceError::NotLeader);
     }
@@ -328,7 +336,7 @@ async fn issue(
             if let Err(k) = tracked.annotate(&[(INTENT_ANNOTATION, None)]).await {
                 warn!(request = %tracked.name(), error = %k, "could not clear the issuance intent");
             }
-            Err(IssuanceError::NotIssued(e))
+            Err(IssuanceError::NotIssued(e, sent.elapsed()))
         }
     }
 }

@@ -190,7 +190,8 @@ async fn time_spent_waiting_behind_other_requests_does_not_spend_the_retry_budge
 }
 
 /// Defect 1: waiting does not count, but uninterrupted errors still spend the budget: each
-/// error charges the back-off it was given and one call, however long the request then waited.
+/// error charges the back-off it was given and its attempt's own time, however long the
+/// request then waited.
 #[tokio::test]
 async fn errors_at_the_back_off_pace_still_fail_a_throttled_request() {
     let config = Config {
@@ -222,6 +223,39 @@ async fn errors_at_the_back_off_pace_still_fail_a_throttled_request() {
     let message = w.ready().2;
     assert!(message.contains("--max-retry-duration"), "{message}");
     assert_eq!(w.issued().await, 0);
+}
+
+/// Found by the CI-scale chaos backlog (a 20 s budget, 10 % of calls answered 429, 100
+/// requests behind the rate limiter): each error was charged up to its back-off plus the call's
+/// *time limit* (`--pca-timeout`), so up to 5 s of each wait behind the rate limiter counted,
+/// and three 429s in a row, each answered in a millisecond, spent 21 s of the 20 s budget and
+/// failed the request. An error is charged at most its back-off plus its own attempt's time.
+#[tokio::test]
+async fn throttled_attempts_behind_a_backlog_are_charged_their_own_time_not_the_time_limit() {
+    let config = Config {
+        pca_timeout: Duration::from_secs(5),
+        max_retry_duration: Duration::from_secs(20),
+        ..Config::default()
+    };
+    let w = world(config).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    for attempt in 1..=3 {
+        w.reconcile().await;
+        let (status, reason, message) = w.ready();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "Pending"),
+            "attempt {attempt}: {message}"
+        );
+        // A minute behind the rate limiter and other requests before the next attempt.
+        episode_waited(&w, 60_000);
+    }
+    w.mock.faults(json!({})).await;
+    w.reconcile().await;
+    assert_eq!(w.ready().1, "Issued", "{}", w.ready().2);
+    assert_eq!(w.issued().await, 1);
 }
 
 /// Defect 1: a request whose issue call may have landed is never failed by the timer; a failed
