@@ -522,7 +522,7 @@ fn crash_safety(stack: &Stack) -> Result<()> {
 
 /// The request watch lists 250 requests a page (`REQUEST_PAGE` in the controller's runtime).
 /// On the real API server, a restarted controller in a cluster of several pages gets every
-/// page (ours are on the last), asks for each once (a refused continuation would make the
+/// page (ours are on the third or later), asks for each once (a refused continuation would make the
 /// watcher list again), and is ready only then.
 fn restart_lists_every_page_once(stack: &Stack) -> Result<()> {
     stack.rt.block_on(async {
@@ -530,15 +530,22 @@ fn restart_lists_every_page_once(stack: &Stack) -> Result<()> {
         issuer_in(stack, ns).await?;
         stack.stop_controller(Signal::Term).await?;
         // 600 requests for an issuer nobody serves (never approved, never signed), then two of
-        // ours, last in the list's order (namespace, name).
+        // ours, after them in the list's order (namespace, name): on the third page or later.
         let nobodys = serde_json::json!({"group": "other.example.com", "kind": "OtherIssuer", "name": "x"});
         let ours = serde_json::json!({"group": "ccm-issuer.ccm.com", "kind": "CCMIssuer", "name": "pca"});
         create_requests(stack, ns, "a-", 600, &nobodys).await?;
         create_requests(stack, ns, "z-", 2, &ours).await?;
         let client = stack.client().await?;
         let all: Api<CertificateRequest> = Api::all(client.clone());
-        let pages = all.list(&Default::default()).await?.items.len().div_ceil(250);
-        ensure!(pages >= 3, "{pages} pages");
+        let listed = all.list(&Default::default()).await?.items;
+        let pages = listed.len().div_ceil(250);
+        let first_of_ours = listed
+            .iter()
+            .position(|cr| {
+                cr.metadata.namespace.as_deref() == Some(ns) && cr.metadata.name.as_deref() == Some("z-00000")
+            })
+            .context("ours listed")?;
+        ensure!(first_of_ours >= 500, "ours at {first_of_ours}, before the third page");
 
         let before = apiserver_requests(stack).await?;
         stack.start_controller().await?;
@@ -555,14 +562,18 @@ fn restart_lists_every_page_once(stack: &Stack) -> Result<()> {
         );
 
         let api: Api<CertificateRequest> = Api::namespaced(client, ns);
-        eventually("ours, on the last page, signed", Duration::from_secs(60), async || {
-            let mut ready = 0;
-            for name in ["z-00000", "z-00001"] {
-                let cr = api.get(name).await?;
-                ready += usize::from(cr.condition("Ready").is_some_and(|c| c.status == "True"));
-            }
-            Ok((ready == 2).then_some(()))
-        })
+        eventually(
+            "ours, on the third page or later, signed",
+            Duration::from_secs(60),
+            async || {
+                let mut ready = 0;
+                for name in ["z-00000", "z-00001"] {
+                    let cr = api.get(name).await?;
+                    ready += usize::from(cr.condition("Ready").is_some_and(|c| c.status == "True"));
+                }
+                Ok((ready == 2).then_some(()))
+            },
+        )
         .await?;
         // Later restarts in this binary need not list them.
         api.delete_collection(&DeleteParams::default(), &Default::default())

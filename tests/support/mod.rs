@@ -756,28 +756,45 @@ pub fn p(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// The kube-apiserver's own metrics (Prometheus text).
+async fn apiserver_metrics(stack: &Stack) -> Result<String> {
+    let client = stack.client().await?;
+    Ok(client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?)
+}
+
+/// The samples of metric `name` in Prometheus text: the labels (`k="v",…`) and the value.
+fn samples<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+    let prefix = format!("{name}{{");
+    text.lines().filter_map(move |line| {
+        let rest = line.strip_prefix(&prefix)?;
+        let (labels, value) = rest.rsplit_once(' ')?;
+        Some((labels, value.parse::<f64>().unwrap_or(0.0)))
+    })
+}
+
+/// One label's value from a sample's labels.
+fn label(labels: &str, name: &str) -> String {
+    labels
+        .split(&format!("{name}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The kube-apiserver's `apiserver_request_total`, summed by `(verb, resource, subresource)`.
 pub async fn apiserver_requests(stack: &Stack) -> Result<std::collections::BTreeMap<(String, String, String), u64>> {
-    let client = stack.client().await?;
-    let text = client
-        .request_text(http::Request::get("/metrics").body(Vec::new())?)
-        .await?;
+    let text = apiserver_metrics(stack).await?;
     let mut out = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels
-                .split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let n = value.parse::<f64>().unwrap_or(0.0) as u64;
-        *out.entry((label("verb"), label("resource"), label("subresource")))
-            .or_default() += n;
+    for (labels, value) in samples(&text, "apiserver_request_total") {
+        let key = (
+            label(labels, "verb"),
+            label(labels, "resource"),
+            label(labels, "subresource"),
+        );
+        *out.entry(key).or_default() += value as u64;
     }
     Ok(out)
 }
@@ -880,27 +897,18 @@ pub async fn settle(stack: &Stack, label: &str) {
 /// such calls, from its `apiserver_request_duration_seconds`: where a listing spends its
 /// time, server or client, and how many pages it asked for.
 pub async fn apiserver_lists(stack: &Stack, resource: &str) -> Result<(f64, u64)> {
-    let text = stack
-        .client()
-        .await?
-        .request_text(http::Request::get("/metrics").body(Vec::new())?)
-        .await?;
-    let wanted = format!("resource=\"{resource}\"");
-    let (mut seconds, mut calls) = (0.0, 0);
-    for line in text.lines() {
-        let ours = line.contains(&wanted) && line.contains("verb=\"LIST\"");
-        let value = || {
-            line.rsplit_once(' ')
-                .and_then(|(_, v)| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        if ours && line.starts_with("apiserver_request_duration_seconds_sum{") {
-            seconds += value();
-        } else if ours && line.starts_with("apiserver_request_duration_seconds_count{") {
-            calls += value() as u64;
-        }
-    }
-    Ok((seconds, calls))
+    let text = apiserver_metrics(stack).await?;
+    let lists = |labels: &&str| label(labels, "verb") == "LIST" && label(labels, "resource") == resource;
+    let sum = |name| -> f64 {
+        samples(&text, name)
+            .filter(|(labels, _)| lists(labels))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    Ok((
+        sum("apiserver_request_duration_seconds_sum"),
+        sum("apiserver_request_duration_seconds_count") as u64,
+    ))
 }
 
 /// CPU seconds (user + system) and peak RSS (KiB, `VmHWM`) of a process.

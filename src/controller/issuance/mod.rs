@@ -50,7 +50,8 @@ const SEND_SLACK: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum IssuanceError {
     /// The issue call failed and certainly issued nothing (refused, throttled, not sent), after
-    /// an attempt of this long (from sending; the rate limiter's wait before it excluded).
+    /// an attempt of this long (from sending; the rate limiter's wait before it excluded), or
+    /// the call's time limit where the client's own waits cannot be told apart.
     #[error("{0}")]
     NotIssued(PcaError, Duration),
     /// The issue call failed after it may have reached the PCA: the outcome is unknown until
@@ -278,11 +279,12 @@ async fn issue(
     request: &SignRequest<'_>,
 ) -> Result<Obtained, IssuanceError> {
     // Everything that may wait comes before the intent, so its deadline bounds the call alone.
-    let asked = tokio::time::Instant::now();
+    // Account discovery waits for the rate limiter and retries inside the client, where its
+    // waits cannot be told apart from its calls: charged up to the call's time limit.
     client
         .domain_id()
         .await
-        .map_err(|e| IssuanceError::NotIssued(e, asked.elapsed()))?;
+        .map_err(|e| IssuanceError::NotIssued(e, ctx.config.pca_timeout))?;
     let turn = client.wait_for_turn().await;
     // The attempt's own time (intent write and call) is what a failure charges to the retry
     // budget; the wait for the turn above is not.

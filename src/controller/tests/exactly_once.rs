@@ -147,6 +147,15 @@ async fn retry_budget_survives_a_restart_and_then_fails_a_throttled_request() {
     assert_eq!(w.issued().await, 0);
 }
 
+/// A world with one approved leaf request whose every issue call the PCA answers 429.
+async fn throttled_leaf(config: Config) -> World {
+    let w = world(config).await;
+    let c = csr(false, &["x.example"]);
+    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
+    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    w
+}
+
 /// Moves every instant recorded in the request's retry episode `by_ms` into the past, as if the
 /// request had then waited that long without an attempt (behind other requests for its
 /// issuer's slots, for the lease, for the rate limiter).
@@ -173,10 +182,7 @@ fn episode_waited(w: &World, by_ms: i64) {
 /// errors") after two attempts.
 #[tokio::test]
 async fn time_spent_waiting_behind_other_requests_does_not_spend_the_retry_budget() {
-    let w = world(Config::default()).await;
-    let c = csr(false, &["x.example"]);
-    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
-    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    let w = throttled_leaf(Config::default()).await;
     w.reconcile().await;
     assert_eq!(w.ready().1, "Pending", "{}", w.ready().2);
     episode_waited(&w, 7 * 60_000);
@@ -198,10 +204,7 @@ async fn errors_at_the_back_off_pace_still_fail_a_throttled_request() {
         pca_timeout: Duration::from_secs(2),
         ..Config::default()
     };
-    let w = world(config).await;
-    let c = csr(false, &["x.example"]);
-    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
-    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    let w = throttled_leaf(config).await;
     let mut attempts = 0;
     while w.ready().1 != "Failed" {
         attempts += 1;
@@ -237,10 +240,7 @@ async fn throttled_attempts_behind_a_backlog_are_charged_their_own_time_not_the_
         max_retry_duration: Duration::from_secs(20),
         ..Config::default()
     };
-    let w = world(config).await;
-    let c = csr(false, &["x.example"]);
-    w.api.put(request_json(&c, false, approved(), "CCMIssuer"));
-    w.mock.faults(json!({"rate_429": 1.0, "operations": [ISSUE]})).await;
+    let w = throttled_leaf(config).await;
     for attempt in 1..=3 {
         w.reconcile().await;
         let (status, reason, message) = w.ready();
